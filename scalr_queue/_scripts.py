@@ -1,0 +1,181 @@
+"""The Lua scripts that make each step of a job's life one atomic round trip.
+
+Vanilla arq claims a job with a WATCH/MULTI transaction per job, re-reads the queue by polling
+and finishes a job with several commands. Here:
+
+* ``ENQUEUE`` writes the payload, adds it to the queue and wakes one idle worker (1 round trip);
+* ``CLAIM`` takes up to N ready jobs at once: lease marker, score bumped to the lease deadline,
+  payloads and try counts returned, and the next due time when the queue has nothing ready;
+* ``FINISH`` settles a batch of finished jobs (done, retry, requeue, fail) in one call;
+* ``RENEW`` extends the leases of the jobs a live worker is still running.
+
+The key prefixes are spliced in from :mod:`scalr_queue._constants`, the one place they live.
+"""
+
+from __future__ import annotations
+
+from ._constants import (
+    FAILED_JOBS_PREFIX,
+    FAILED_PREFIX,
+    IN_PROGRESS_PREFIX,
+    JOB_PREFIX,
+    RESULT_PREFIX,
+    RETRY_PREFIX,
+)
+
+
+def _lua(source: str) -> str:
+    return (
+        source.replace("@JOB@", JOB_PREFIX)
+        .replace("@IP@", IN_PROGRESS_PREFIX)
+        .replace("@RESULT@", RESULT_PREFIX)
+        .replace("@RETRY@", RETRY_PREFIX)
+        .replace("@FAILED@", FAILED_PREFIX)
+        .replace("@FAILEDJOBS@", FAILED_JOBS_PREFIX)
+    )
+
+
+# KEYS: job, queue, wake, result. ARGV: job_id, score, payload, check_exists (0|1), px (0 = no TTL)
+# Returns 1 when written, 0 when a job with this id is queued, running or has a kept result.
+ENQUEUE = _lua("""
+if ARGV[4] == '1' and redis.call('EXISTS', KEYS[1], KEYS[4]) > 0 then return 0 end
+if ARGV[5] ~= '0' then
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[5])
+else
+  redis.call('SET', KEYS[1], ARGV[3])
+end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+if redis.call('LLEN', KEYS[3]) == 0 then redis.call('LPUSH', KEYS[3], '1') end
+return 1
+""")
+
+# KEYS: queue, wake. ARGV: now_ms, count, lease_ms, worker_id
+# Returns {ids, payloads, tries, next_score|nil, more(0|1)}
+CLAIM = _lua("""
+local now = tonumber(ARGV[1])
+local count = tonumber(ARGV[2])
+local lease = tonumber(ARGV[3])
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, count + 1)
+local claimed = {}
+local more = 0
+for _, id in ipairs(ids) do
+  if #claimed >= count then more = 1 break end
+  local ip = '@IP@' .. id
+  if redis.call('SET', ip, ARGV[4], 'NX', 'PX', lease) then
+    claimed[#claimed + 1] = id
+  else
+    -- leased by a live worker whose score lags: move it to its lease deadline, never spin on it
+    local ttl = redis.call('PTTL', ip)
+    if ttl < 0 then ttl = lease end
+    redis.call('ZADD', KEYS[1], 'XX', now + ttl, id)
+  end
+end
+local payloads, tries = {}, {}
+if #claimed > 0 then
+  local zargs, jkeys = {}, {}
+  for i, id in ipairs(claimed) do
+    zargs[#zargs + 1] = now + lease
+    zargs[#zargs + 1] = id
+    jkeys[i] = '@JOB@' .. id
+  end
+  redis.call('ZADD', KEYS[1], 'XX', unpack(zargs))
+  payloads = redis.call('MGET', unpack(jkeys))
+  for i, id in ipairs(claimed) do tries[i] = redis.call('INCR', '@RETRY@' .. id) end
+end
+if more == 1 and redis.call('LLEN', KEYS[2]) == 0 then redis.call('LPUSH', KEYS[2], '1') end
+local nxt = false
+if #claimed < count then
+  local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  if head[2] then nxt = head[2] end
+end
+return {claimed, payloads, tries, nxt, more}
+""")
+
+# KEYS: queue, failed, failed-jobs, wake. ARGV: now_ms, failed_max, worker_id, then groups of 5:
+#   action, job_id, data1, data2, num
+#   D (done)    data1 = result ('' = keep none), num = result px
+#   R (retry)   num = new score; counts as a try
+#   Q (requeue) num = new score; does not count as a try (shutdown, unknown task on this worker)
+#   F (failed)  data1 = failure record, data2 = result ('' = none), num = result px
+# R and Q only act while this worker still holds the lease. Returns failed-set entries dropped.
+FINISH = _lua("""
+local now = tonumber(ARGV[1])
+local failed_max = tonumber(ARGV[2])
+local gone, dels = {}, {}
+local requeued = 0
+local failed = 0
+for i = 4, #ARGV, 5 do
+  local action, id = ARGV[i], ARGV[i + 1]
+  local ip = '@IP@' .. id
+  if action == 'D' or action == 'F' then
+    if action == 'F' then
+      redis.call('ZADD', KEYS[2], now, id)
+      redis.call('HSET', KEYS[3], id, ARGV[i + 2])
+      failed = failed + 1
+      if ARGV[i + 3] ~= '' then redis.call('SET', '@RESULT@' .. id, ARGV[i + 3], 'PX', ARGV[i + 4]) end
+    elseif ARGV[i + 2] ~= '' then
+      redis.call('SET', '@RESULT@' .. id, ARGV[i + 2], 'PX', ARGV[i + 4])
+    end
+    gone[#gone + 1] = id
+    dels[#dels + 1] = '@JOB@' .. id
+    dels[#dels + 1] = ip
+    dels[#dels + 1] = '@RETRY@' .. id
+  else
+    local owner = redis.call('GET', ip)
+    if owner == ARGV[3] or owner == false then
+      redis.call('ZADD', KEYS[1], 'XX', ARGV[i + 4], id)
+      dels[#dels + 1] = ip
+      if action == 'Q' and redis.call('DECR', '@RETRY@' .. id) <= 0 then
+        redis.call('DEL', '@RETRY@' .. id)
+      end
+      requeued = requeued + 1
+    end
+  end
+end
+if #gone > 0 then redis.call('ZREM', KEYS[1], unpack(gone)) end
+if #dels > 0 then redis.call('DEL', unpack(dels)) end
+if requeued > 0 and redis.call('LLEN', KEYS[4]) == 0 then redis.call('LPUSH', KEYS[4], '1') end
+local dropped = 0
+if failed > 0 then
+  local over = redis.call('ZCARD', KEYS[2]) - failed_max
+  if over > 0 then
+    local oldest = redis.call('ZPOPMIN', KEYS[2], over)
+    local ids = {}
+    for j = 1, #oldest, 2 do ids[#ids + 1] = oldest[j] end
+    redis.call('HDEL', KEYS[3], unpack(ids))
+    dropped = #ids
+  end
+end
+return dropped
+""")
+
+# KEYS: queue. ARGV: lease_ms, deadline_ms, worker_id, job ids...
+# Returns the ids whose lease this worker no longer holds.
+RENEW = _lua("""
+local lost = {}
+for i = 4, #ARGV do
+  local ip = '@IP@' .. ARGV[i]
+  if redis.call('GET', ip) == ARGV[3] then
+    redis.call('PEXPIRE', ip, ARGV[1])
+    redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[i])
+  else
+    lost[#lost + 1] = ARGV[i]
+  end
+end
+return lost
+""")
+
+# KEYS: failed, failed-jobs, queue, wake. ARGV: job_id, score, payload
+# Puts a failed job back on its queue with a fresh try count. Returns 1, 0 (not in the failed
+# set) or -1 (a job with this id is queued or running again already).
+REDRIVE = _lua("""
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 0 end
+if redis.call('EXISTS', '@JOB@' .. ARGV[1]) == 1 then return -1 end
+redis.call('SET', '@JOB@' .. ARGV[1], ARGV[3])
+redis.call('DEL', '@RETRY@' .. ARGV[1], '@RESULT@' .. ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+if redis.call('LLEN', KEYS[4]) == 0 then redis.call('LPUSH', KEYS[4], '1') end
+return 1
+""")

@@ -1,0 +1,192 @@
+"""Configuration: one typed value, read from the environment once, never at import time.
+
+``REDIS_URL`` is shared with the rest of the app; every other knob is ``SCALR_QUEUE_*``.
+An invalid value raises :class:`ConfigurationError` whose single line names the variable
+and what it accepts, so the process can exit with that line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ._constants import DEFAULT_QUEUE
+from ._durations import DURATION_HELP, parse_duration
+from ._errors import ConfigurationError
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+_SIZE = re.compile(r"^\s*([0-9]+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 10**6, "mib": 2**20, "gb": 10**9, "gib": 2**30}
+SIZE_HELP = "a size in bytes (1048576) or with a unit (512KiB, 1MiB, 1MB)"
+QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+QUEUE_NAME_HELP = "1-64 characters: letters, digits, '_', '.', '-' (starting with a letter or digit)"
+
+
+def _parse_size(value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str) and (m := _SIZE.match(value)) and int(m.group(1)) > 0:
+        return int(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()]
+    raise ValueError(f"expected {SIZE_HELP}")
+
+
+Size = Annotated[int, BeforeValidator(_parse_size)]
+
+
+def mask_url(url: str) -> str:
+    """Return ``url`` with its password replaced by ``***`` (safe for banners, logs, errors)."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        user = parts.username or ""
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    except ValueError:
+        return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)
+
+
+def check_redis_url(url: str) -> str:
+    """Validate the URL early (scheme, port, db) so a typo fails at start-up with one line."""
+    try:
+        parts = urlsplit(url)
+        if parts.scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError(f"scheme must be redis://, rediss:// or unix://, not {parts.scheme or 'none'!r}")
+        if parts.scheme != "unix":
+            if not parts.hostname:
+                raise ValueError("it has no host (expected redis://[user:password@]host[:port][/db])")
+            _ = parts.port  # raises ValueError for a non-numeric or out-of-range port
+            db = parts.path.lstrip("/")
+            if db and not db.isdigit():
+                raise ValueError(f"the database must be a number, not {db!r}")
+    except ValueError as exc:
+        msg = str(exc)
+        if "Port" in msg or "port" in msg and "could not" in msg:
+            msg = "the port must be a number from 1 to 65535"
+        raise ValueError(msg) from None
+    return url
+
+
+class Settings(BaseSettings):
+    """Every setting, with its default. Build it with :func:`get_settings` (cached per process)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SCALR_QUEUE_", extra="ignore", frozen=True, validate_default=True
+    )
+
+    redis_url: str = Field(
+        "redis://localhost:6379/0", validation_alias=AliasChoices("REDIS_URL", "SCALR_QUEUE_REDIS_URL")
+    )
+    queue_name: str = DEFAULT_QUEUE
+    concurrency: int = Field(10, ge=1, le=10_000)
+    job_timeout: Duration = 300.0
+    max_tries: int = Field(5, ge=1, le=1000)
+    retry_delay: Duration = 1.0
+    retry_max_delay: Duration = 60.0
+    retry_jitter: float = Field(0.1, ge=0.0, le=1.0)
+    keep_result: Duration = 3600.0
+    shutdown_grace: Duration = 30.0
+    lease: Duration = 30.0
+    poll_interval: Duration = 1.0
+    health_interval: Duration = 10.0
+    failed_max: int = Field(10_000, ge=1, le=10_000_000)
+    unknown_task_delay: Duration = 10.0
+    unknown_task_max_age: Duration = 3600.0
+    max_payload: Size = 1024 * 1024
+    tasks: str | None = None
+    redis_timeout: Duration = 2.0
+    tls_cert_reqs: Literal["required", "optional", "none"] = "required"
+    tls_ca_certs: str | None = None
+    tls_check_hostname: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["plain", "json"] = "plain"
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        return check_redis_url(value)
+
+    @field_validator("queue_name")
+    @classmethod
+    def _queue_name(cls, value: str) -> str:
+        if not QUEUE_NAME_RE.match(value):
+            raise ValueError(f"expected {QUEUE_NAME_HELP}")
+        return value
+
+    @field_validator(
+        "job_timeout", "retry_delay", "lease", "poll_interval", "health_interval", "redis_timeout"
+    )
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError(f"expected {DURATION_HELP}, greater than zero")
+        if value > 7 * 86400:
+            raise ValueError(f"expected {DURATION_HELP}, at most 7 days")
+        return value
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$", value):
+            raise ValueError("expected a module path such as src.worker (optionally src.worker:tasks)")
+        return value or None
+
+    @property
+    def safe_redis_url(self) -> str:
+        return mask_url(self.redis_url)
+
+    def describe(self) -> str:
+        """One line of the settings in force, password masked (for the worker banner)."""
+        fields = ("queue_name", "concurrency", "job_timeout", "max_tries", "retry_delay",
+                  "retry_max_delay", "keep_result", "shutdown_grace", "lease", "poll_interval")
+        return f"redis_url={self.safe_redis_url} " + " ".join(f"{f}={getattr(self, f)}" for f in fields)
+
+
+def _env_name(loc: tuple[Any, ...]) -> str:
+    field = str(loc[0]) if loc else "?"
+    if field in ("redis_url", "REDIS_URL", "SCALR_QUEUE_REDIS_URL"):
+        return "REDIS_URL"
+    return "SCALR_QUEUE_" + field.upper()
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """Turn pydantic's multi-line report into one line per problem, never echoing a password."""
+    lines = []
+    for err in exc.errors():
+        name = _env_name(err["loc"])
+        raw = err.get("input")
+        shown = mask_url(raw) if name == "REDIS_URL" and isinstance(raw, str) else raw
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "literal_error":
+            msg = msg.replace("Input should be", "expected")
+        elif err["type"] in ("int_parsing", "int_type"):
+            msg = "expected a whole number"
+        elif err["type"] in ("greater_than_equal", "less_than_equal"):
+            msg = msg.replace("Input should be", "expected a number")
+        lines.append(f"invalid setting {name}={shown!r}: {msg}")
+    return "; ".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment (plus overrides); raise ConfigurationError on bad input."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigurationError(format_validation_error(exc)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once. Tests call ``get_settings.cache_clear()`` after env changes."""
+    return load_settings()
