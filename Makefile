@@ -1,0 +1,100 @@
+# One command per developer action; CI (.ci/run) and the README use the same ones.
+# `make help` lists them.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON      ?= python3
+VENV        ?= .venv
+PY          := $(VENV)/bin/python
+APP         ?= template-app
+APP_NAME    := $(notdir $(patsubst %/,%,$(APP)))
+NAME        ?=
+QUEUE       ?= default
+REDIS_PORT  ?= 6379
+BACKEND_PORT ?= 8000
+REDIS_URL_LOCAL := redis://127.0.0.1:$(REDIS_PORT)/0
+NETWORK     := scalr-net
+REDIS_COMPOSE := services/redis/docker-compose.yml
+APP_COMPOSE   := $(APP)/docker-compose.yml
+# Directories ruff formats and checks (only those that exist yet).
+FMT_PATHS   := $(wildcard scalr_queue tests template-app bench)
+
+export VENV PYTHON
+
+.PHONY: help bootstrap test lint fmt typecheck pytest dev up down logs ps worker-logs queue-depth \
+        new-app bench bench-quick reliability requirements clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo
+	@echo "  Variables: APP=$(APP) NAME= QUEUE=$(QUEUE) REDIS_PORT=$(REDIS_PORT) BACKEND_PORT=$(BACKEND_PORT) VENV=$(VENV)"
+
+bootstrap: ## Install redis-server (if missing), the venv and pinned deps; idempotent and fast on reruns
+	@scripts/bootstrap.sh
+
+test: bootstrap ## Bootstrap, then ruff, ruff format --check, mypy and pytest (what CI runs)
+	@$(MAKE) --no-print-directory lint
+	$(PY) -m pytest -q
+
+lint: bootstrap ## ruff check, ruff format --check and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check $(FMT_PATHS)
+	$(VENV)/bin/mypy
+
+fmt: bootstrap ## Format the code and apply ruff's safe fixes
+	$(VENV)/bin/ruff format $(FMT_PATHS)
+	$(VENV)/bin/ruff check --fix .
+
+dev: bootstrap ## Run redis-server, the backend (uvicorn --reload) and the worker locally under honcho
+	@APP=$(APP) REDIS_PORT=$(REDIS_PORT) BACKEND_PORT=$(BACKEND_PORT) scripts/dev.sh
+
+up: ## Docker: create the scalr-net network, start services/redis, then build and start APP
+	docker network inspect $(NETWORK) >/dev/null 2>&1 || docker network create $(NETWORK)
+	docker compose -f $(REDIS_COMPOSE) up -d
+	docker compose -f $(APP_COMPOSE) up -d --build
+
+down: ## Docker: stop APP, then the shared Redis (its data volume is kept)
+	docker compose -f $(APP_COMPOSE) down
+	docker compose -f $(REDIS_COMPOSE) down
+
+logs: ## Docker: follow APP's logs (backend and worker)
+	docker compose -f $(APP_COMPOSE) logs -f --tail=100
+
+ps: ## Docker: show the shared Redis and APP's containers
+	docker compose -f $(REDIS_COMPOSE) ps
+	docker compose -f $(APP_COMPOSE) ps
+
+worker-logs: ## Docker: follow the <app>-worker container's logs
+	docker logs -f --tail=100 $(APP_NAME)-worker
+
+queue-depth: ## Ready, scheduled, in-progress and failed counts of QUEUE (in <app>-backend if it runs, else local Redis)
+	@if docker inspect -f '{{.State.Running}}' $(APP_NAME)-backend 2>/dev/null | grep -qx true; then \
+		echo "queue-depth: asking inside $(APP_NAME)-backend"; \
+		docker exec $(APP_NAME)-backend scalr-queue stats --queue $(QUEUE); \
+	else \
+		test -x $(VENV)/bin/scalr-queue || { echo "queue-depth: run make bootstrap first" >&2; exit 1; }; \
+		echo "queue-depth: asking $(REDIS_URL_LOCAL) (set REDIS_PORT for another port)"; \
+		REDIS_URL=$${REDIS_URL:-$(REDIS_URL_LOCAL)} $(VENV)/bin/scalr-queue stats --queue $(QUEUE); \
+	fi
+
+new-app: ## Create NAME/ from template-app with its names substituted (make new-app NAME=billing)
+	@test -n "$(NAME)" || { echo "usage: make new-app NAME=billing" >&2; exit 2; }
+	@scripts/new-app.sh $(NAME)
+
+bench: bootstrap ## Run the benchmark (bench/)
+	$(PY) -m bench.run
+
+bench-quick: bootstrap ## A short benchmark run, for a quick look
+	$(PY) -m bench.run --quick
+
+reliability: bootstrap ## The long reliability suite (tests/reliability --full)
+	$(PY) -m pytest tests/reliability --full -q
+
+requirements: ## Re-pin requirements.txt and requirements-dev.txt from pyproject.toml
+	scripts/compile-requirements.sh
+
+clean: ## Remove caches and make dev's local Redis data (.run/); keeps the venv
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +
