@@ -1,0 +1,1 @@
+"""Benchmark of scalr_queue against vanilla arq, measured side by side in one run (``python -m bench.run``)."""

@@ -1,0 +1,149 @@
+"""Producer side of the benchmark, run as a subprocess so each system starts from a clean process.
+
+One JSON object is printed on stdout. Operations::
+
+    python -m bench.clients SYSTEM URL enqueue-seq N          # N sequential awaited enqueues
+    python -m bench.clients SYSTEM URL enqueue-batch N B      # N jobs in batches of B
+    python -m bench.clients SYSTEM URL latency K LO HI        # K single jobs, LO..HI s apart
+
+SYSTEM is ``arq`` (vanilla arq's ``ArqRedis.enqueue_job``, pickle, queue ``arq:queue``) or
+``scalr`` (``scalr_queue.enqueue`` / ``enqueue_many``, queue ``default``).
+
+``latency`` waits for each job's delay (BLPOP on the list the job body pushes to) before it
+sleeps a random LO..HI and sends the next, so every job finds the worker idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bench.workers import LAT_KEY
+
+
+class Producer:
+    enqueue: Callable[..., Awaitable[Any]]
+    enqueue_batch: Callable[[int], Awaitable[Any]]
+    batch_api: str
+
+    async def close(self) -> None: ...
+
+
+class ArqProducer(Producer):
+    batch_api = "asyncio.gather(enqueue_job x B) (arq has no batch API)"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    async def start(self) -> None:
+        from arq import create_pool
+        from arq.connections import RedisSettings
+
+        self.pool = await create_pool(RedisSettings.from_dsn(self.url))
+
+    async def enqueue(self, **kw: Any) -> Any:
+        job = await self.pool.enqueue_job("noop", **kw)
+        assert job is not None
+        return job
+
+    async def enqueue_batch(self, size: int) -> Any:
+        return await asyncio.gather(*(self.pool.enqueue_job("noop") for _ in range(size)))
+
+    async def close(self) -> None:
+        await self.pool.aclose()
+
+
+class ScalrProducer(Producer):
+    batch_api = "scalr_queue.enqueue_many (one pipeline per batch)"
+
+    def __init__(self, url: str) -> None:
+        os.environ["REDIS_URL"] = url
+
+    async def start(self) -> None:
+        import scalr_queue
+
+        self.sq = scalr_queue
+
+    async def enqueue(self, **kw: Any) -> Any:
+        return await self.sq.enqueue("noop", **kw)
+
+    async def enqueue_batch(self, size: int) -> Any:
+        return await self.sq.enqueue_many([("noop", {}) for _ in range(size)])
+
+    async def close(self) -> None:
+        await self.sq.close()
+
+
+async def _enqueue_seq(p: Producer, n: int) -> dict[str, Any]:
+    await p.enqueue()  # connect (and, for scalr, read the task registry) outside the timing
+    t = time.perf_counter()
+    for _ in range(n - 1):
+        await p.enqueue()
+    secs = time.perf_counter() - t
+    return {"jobs": n, "timed_jobs": n - 1, "seconds": secs, "jobs_per_s": (n - 1) / secs}
+
+
+async def _enqueue_batch(p: Producer, n: int, size: int) -> dict[str, Any]:
+    await p.enqueue()
+    t = time.perf_counter()
+    done = 0
+    while done < n:
+        b = min(size, n - done)
+        await p.enqueue_batch(b)
+        done += b
+    secs = time.perf_counter() - t
+    return {"jobs": n + 1, "timed_jobs": n, "batch": size, "seconds": secs, "jobs_per_s": n / secs,
+            "api": p.batch_api}
+
+
+async def _latency(p: Producer, url: str, k: int, lo: float, hi: float) -> dict[str, Any]:
+    import redis.asyncio as aioredis
+
+    r = aioredis.Redis.from_url(url)
+    rng = random.Random(5)
+    delays: list[float] = []
+    lost = 0
+    try:
+        for _ in range(k):
+            await asyncio.sleep(rng.uniform(lo, hi))
+            t0 = time.time()
+            await p.enqueue(t0=t0)
+            got = await r.blpop([LAT_KEY], timeout=5)
+            if got is None:
+                lost += 1
+                continue
+            delays.append(float(got[1]))
+    finally:
+        await r.aclose()
+    return {"jobs": k, "lost": lost, "delays_s": delays}
+
+
+async def amain(argv: list[str]) -> dict[str, Any]:
+    system, url, op, *rest = argv
+    p: Producer = ArqProducer(url) if system == "arq" else ScalrProducer(url)
+    await p.start()  # type: ignore[attr-defined]
+    try:
+        if op == "enqueue-seq":
+            return await _enqueue_seq(p, int(rest[0]))
+        if op == "enqueue-batch":
+            return await _enqueue_batch(p, int(rest[0]), int(rest[1]))
+        if op == "latency":
+            return await _latency(p, url, int(rest[0]), float(rest[1]), float(rest[2]))
+        raise SystemExit(f"unknown operation {op!r}")
+    finally:
+        await p.close()
+
+
+def main() -> None:
+    out = asyncio.run(amain(sys.argv[1:]))
+    sys.stdout.write(json.dumps(out) + "\n")
+
+
+if __name__ == "__main__":
+    main()
