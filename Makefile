@@ -11,6 +11,7 @@ PY          := $(VENV)/bin/python
 APP         ?= template-app
 APP_NAME    := $(notdir $(patsubst %/,%,$(APP)))
 NAME        ?=
+DEST_DIR    ?= .
 QUEUE       ?= default
 REDIS_PORT  ?= 6379
 BACKEND_PORT ?= 8000
@@ -79,9 +80,9 @@ queue-depth: ## Ready, scheduled, in-progress and failed counts of QUEUE (in <ap
 		REDIS_URL=$${REDIS_URL:-$(REDIS_URL_LOCAL)} $(VENV)/bin/scalr-queue stats --queue $(QUEUE); \
 	fi
 
-new-app: ## Create NAME/ from template-app with its names substituted (make new-app NAME=billing)
+new-app: ## Create NAME/ from template-app with its names substituted (make new-app NAME=billing [DEST_DIR=.])
 	@test -n "$(NAME)" || { echo "usage: make new-app NAME=billing" >&2; exit 2; }
-	@scripts/new-app.sh $(NAME)
+	@DEST_DIR=$(DEST_DIR) scripts/new-app.sh $(NAME)
 
 bench: bootstrap ## Run the benchmark (bench/)
 	$(PY) -m bench.run

@@ -1,0 +1,86 @@
+"""The HTTP API against a real Redis; one test runs a real worker (in burst mode) on the job."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+import scalr_queue
+from scalr_queue._redis_server import free_port
+
+BACKEND_DIR = Path(__file__).resolve().parents[1]
+
+
+async def test_send_invoice_answers_202_with_a_job_id_and_queues_it(client: httpx.AsyncClient) -> None:
+    response = await client.post("/invoices/42/send")
+    assert response.status_code == 202
+    job_id = response.json()["job_id"]
+
+    job = await client.get(f"/jobs/{job_id}")
+    assert job.status_code == 200
+    body = job.json()
+    assert body["status"] == "queued"
+    assert body["task"] == "send_invoice_email"
+    assert body["tries"] == 0
+    assert (await scalr_queue.queue_stats()).ready == 1
+
+
+async def test_unknown_job_is_404(client: httpx.AsyncClient) -> None:
+    response = await client.get("/jobs/no-such-job")
+    assert response.status_code == 404
+    assert response.json() == {"error": "job_not_found", "job_id": "no-such-job"}
+
+
+async def test_healthz_is_200_with_redis_and_reports_no_worker_yet(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json()["redis"] == "ok"
+    assert response.json()["worker_seen"] is False
+
+
+async def test_noop_touches_nothing(client: httpx.AsyncClient) -> None:
+    response = await client.get("/noop")
+    assert response.json() == {"ok": True}
+
+
+@pytest.mark.timeout(60)
+async def test_a_worker_runs_the_job_to_complete(client: httpx.AsyncClient, redis_url: str) -> None:
+    job_id = (await client.post("/invoices/7/send")).json()["job_id"]
+    env = {**os.environ, "REDIS_URL": redis_url}
+    worker = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "scalr_queue.worker", "src.worker", "--burst"],
+        cwd=BACKEND_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=45,
+    )
+    assert worker.returncode == 0, worker.stderr[-2000:]
+    body = (await client.get(f"/jobs/{job_id}")).json()
+    assert body["status"] == "complete", body
+    assert body["result"] == {"invoice_id": 7, "sent_to": "customer-7@example.com"}
+    assert body["tries"] == 1
+
+
+async def test_enqueue_answers_503_quickly_when_redis_is_down(
+    monkeypatch: pytest.MonkeyPatch, redis_url: str
+) -> None:
+    from src.main import app
+
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    await scalr_queue.close()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as http:
+        started = time.monotonic()
+        response = await http.post("/invoices/1/send")
+        assert response.status_code == 503
+        assert response.json()["error"] == "queue_unavailable"
+        assert time.monotonic() - started < 3
+        assert (await http.get("/healthz")).status_code == 503

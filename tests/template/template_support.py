@@ -1,0 +1,161 @@
+"""Helpers for the template tests: read the Docker files, run real processes, poll with deadlines."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO / "template-app"
+BACKEND = TEMPLATE / "backend"
+T = TypeVar("T")
+
+
+def wait_until(check: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
+    """Call ``check`` until it returns something truthy; fail with ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = check()
+        except Exception as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+        time.sleep(interval)
+
+
+# --- Dockerfile -----------------------------------------------------------------------------
+
+
+def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with continuation lines joined and comments dropped."""
+    out: list[tuple[str, str]] = []
+    pending = ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.startswith("#"):  # a comment inside a continued instruction
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1].strip() + " "
+            continue
+        full = pending + line
+        pending = ""
+        keyword, _, args = full.partition(" ")
+        out.append((keyword.upper(), args.strip()))
+    return out
+
+
+def exec_form(args: str) -> list[str]:
+    """The JSON (exec) form of CMD/ENTRYPOINT/HEALTHCHECK CMD; fails for the shell form."""
+    value = json.loads(args)
+    assert isinstance(value, list) and all(isinstance(v, str) for v in value), args
+    return value
+
+
+def dockerfile_cmd() -> list[str]:
+    cmds = [args for kw, args in dockerfile_instructions(TEMPLATE / "Dockerfile") if kw == "CMD"]
+    return exec_form(cmds[-1])
+
+
+# --- compose --------------------------------------------------------------------------------
+
+
+def uncomment_worker_block(text: str) -> str:
+    """The compose file as a user gets it after uncommenting the ``# worker:`` block."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if re.match(r"^  # worker:\s*$", line))
+    end = start
+    while end < len(lines) and lines[end].startswith("  #"):
+        end += 1
+    block = []
+    for line in lines[start:end]:
+        if line.startswith("  # "):
+            block.append("  " + line[4:])
+        # a bare "  #" separator line becomes nothing
+    return "\n".join([*lines[:start], *block, *lines[end:]]) + "\n"
+
+
+def load_compose(path: Path, *, uncomment_worker: bool = False) -> dict[str, Any]:
+    text = path.read_text()
+    if uncomment_worker:
+        text = uncomment_worker_block(text)
+    data = yaml.safe_load(text)
+    assert isinstance(data, dict)
+    return data
+
+
+def compose_worker_command() -> list[str]:
+    compose = load_compose(TEMPLATE / "docker-compose.yml", uncomment_worker=True)
+    command = compose["services"]["worker"]["command"]
+    assert isinstance(command, list)
+    return command
+
+
+def duration_seconds(value: str | int | float) -> float:
+    """Compose durations: 330s, 5m30s, 1h, 1m30s, 500ms (or plain seconds)."""
+    if isinstance(value, int | float):
+        return float(value)
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", value)
+    assert parts and "".join(n + u for n, u in parts) == value, f"not a compose duration: {value!r}"
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+# --- processes ------------------------------------------------------------------------------
+
+
+class Proc:
+    """A subprocess with its output in a file; stop() is safe to call twice."""
+
+    def __init__(self, name: str, argv: list[str], cwd: Path, env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.argv = argv
+        self.log_path = log_dir / f"{name}.log"
+        with open(self.log_path, "ab") as log:
+            self.popen = subprocess.Popen(
+                argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 15.0, sig: int = signal.SIGTERM) -> int | None:
+        if self.alive():
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(10)
+        return self.popen.returncode
+
+
+def base_env(redis_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCALR_QUEUE_")}
+    env.update(
+        REDIS_URL=redis_url,
+        SCALR_QUEUE_TASKS="src.worker",
+        PYTHONUNBUFFERED="1",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+    )
+    env.update(extra)
+    return env

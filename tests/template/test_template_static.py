@@ -1,0 +1,267 @@
+"""Static checks of the Docker files, compose files and .env.shared.
+
+There is no Docker engine on our machines or in CI, so nothing here builds an image or starts a
+container: the files are parsed (PyYAML, a small Dockerfile reader) and their promises checked.
+The redis.conf is the exception: a real redis-server loads it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import redis
+import yaml
+from template_support import (
+    BACKEND,
+    REPO,
+    TEMPLATE,
+    compose_worker_command,
+    dockerfile_cmd,
+    dockerfile_instructions,
+    duration_seconds,
+    exec_form,
+    load_compose,
+    uncomment_worker_block,
+)
+
+from scalr_queue._redis_server import RedisServer
+from scalr_queue._settings import Settings
+
+WORKER_COMMAND = ["python", "-m", "scalr_queue.worker", "src.worker"]
+APP_COMPOSE = TEMPLATE / "docker-compose.yml"
+REDIS_COMPOSE = REPO / "services" / "redis" / "docker-compose.yml"
+
+
+@pytest.fixture(scope="module")
+def app() -> dict:
+    return load_compose(APP_COMPOSE, uncomment_worker=True)
+
+
+def test_worker_block_ships_commented_out() -> None:
+    services = load_compose(APP_COMPOSE)["services"]
+    assert set(services) == {"backend"}
+    assert "  # worker:" in APP_COMPOSE.read_text()
+
+
+def test_uncommenting_the_worker_block_gives_valid_compose(app: dict) -> None:
+    assert set(app["services"]) == {"backend", "worker"}
+    # and nothing but the worker block changed
+    text = APP_COMPOSE.read_text()
+    assert yaml.safe_load(uncomment_worker_block(text))["networks"] == yaml.safe_load(text)["networks"]
+
+
+def test_backend_and_worker_share_one_build_and_image(app: dict) -> None:
+    backend, worker = app["services"]["backend"], app["services"]["worker"]
+    assert backend["build"] == worker["build"] == {"context": "..", "dockerfile": "template-app/Dockerfile"}
+    assert backend["image"] == worker["image"]
+    assert (APP_COMPOSE.parent / backend["build"]["context"]).resolve() == REPO
+    assert (REPO / backend["build"]["dockerfile"]).is_file()
+
+
+def test_container_names_follow_the_app_name(app: dict) -> None:
+    assert app["name"] == "template-app"
+    assert app["services"]["backend"]["container_name"] == "template-app-backend"
+    assert app["services"]["worker"]["container_name"] == "template-app-worker"
+
+
+def test_worker_command_is_exactly_the_pages(app: dict) -> None:
+    assert compose_worker_command() == WORKER_COMMAND
+    assert "command" not in app["services"]["backend"]  # the backend runs the image's CMD
+
+
+def test_both_services_use_env_shared_and_the_external_network(app: dict) -> None:
+    for name in ("backend", "worker"):
+        service = app["services"][name]
+        assert service["env_file"] == "../.env.shared"
+        assert (APP_COMPOSE.parent / service["env_file"]).resolve() == REPO / ".env.shared"
+        assert service["networks"] == ["scalr-net"]
+    assert app["networks"]["scalr-net"] == {"name": "scalr-net", "external": True}
+
+
+def test_worker_stop_grace_outlasts_its_job_timeout_and_drain(app: dict) -> None:
+    worker = app["services"]["worker"]
+    env = worker.get("environment", {})
+    defaults = Settings.model_fields
+    job_timeout = float(env.get("SCALR_QUEUE_JOB_TIMEOUT", defaults["job_timeout"].default))
+    drain = float(env.get("SCALR_QUEUE_SHUTDOWN_GRACE", defaults["shutdown_grace"].default))
+    grace = duration_seconds(worker["stop_grace_period"])
+    assert grace > job_timeout
+    assert grace > drain
+    assert drain >= job_timeout  # running jobs may finish on `docker stop` instead of being cut
+
+
+def test_healthchecks_probe_the_real_thing(app: dict) -> None:
+    backend_check = app["services"]["backend"]["healthcheck"]["test"]
+    assert backend_check[0] == "CMD" and "/healthz" in " ".join(backend_check)
+    worker_check = app["services"]["worker"]["healthcheck"]["test"]
+    assert worker_check == ["CMD", *WORKER_COMMAND, "--check"]
+
+
+def test_backend_port_is_published_on_loopback_only(app: dict) -> None:
+    (port,) = app["services"]["backend"]["ports"]
+    assert port.startswith("127.0.0.1:") and port.endswith(":8000")
+
+
+# --- Dockerfile -----------------------------------------------------------------------------
+
+
+def test_dockerfile_uses_a_slim_python_base_and_a_non_root_user() -> None:
+    instructions = dockerfile_instructions(TEMPLATE / "Dockerfile")
+    froms = [args for kw, args in instructions if kw == "FROM"]
+    assert len(froms) == 1 and froms[0].startswith("python:3.11-slim")
+    users = [args for kw, args in instructions if kw == "USER"]
+    assert users and users[-1] not in ("root", "0")
+    keywords = [kw for kw, _ in instructions]
+    assert keywords.index("USER") < keywords.index("CMD")
+
+
+def test_dockerfile_installs_the_pins_then_scalr_queue_from_this_repo() -> None:
+    runs = " ".join(args for kw, args in dockerfile_instructions(TEMPLATE / "Dockerfile") if kw == "RUN")
+    assert "pip install --no-cache-dir -r /tmp/requirements.txt" in runs
+    assert "pip install --no-cache-dir --no-deps /tmp/scalr-queue" in runs
+
+
+def test_every_copy_source_exists_and_passes_the_dockerignore() -> None:
+    ignore = (TEMPLATE / "Dockerfile.dockerignore").read_text().splitlines()
+    allowed = {line[1:] for line in ignore if line.startswith("!")}
+    for kw, args in dockerfile_instructions(TEMPLATE / "Dockerfile"):
+        if kw != "COPY":
+            continue
+        parts = [p for p in args.split() if not p.startswith("--")]
+        for source in parts[:-1]:
+            assert (REPO / source).exists(), f"COPY {source}: not in the build context (repo root)"
+            assert any(source == a or source.startswith(a + "/") for a in allowed), (
+                f"{source} is dockerignored"
+            )
+
+
+def test_dockerfile_cmd_serves_the_app_without_reload() -> None:
+    cmd = dockerfile_cmd()
+    assert cmd[:2] == ["uvicorn", "src.main:app"]
+    assert "--reload" not in cmd
+    assert cmd[cmd.index("--host") + 1] == "0.0.0.0" and cmd[cmd.index("--port") + 1] == "8000"
+    workdir = [args for kw, args in dockerfile_instructions(TEMPLATE / "Dockerfile") if kw == "WORKDIR"][-1]
+    copies = [args for kw, args in dockerfile_instructions(TEMPLATE / "Dockerfile") if kw == "COPY"]
+    # src/ lands in the WORKDIR, so both `src.main:app` and `src.worker` import from there.
+    assert f"template-app/backend/src {workdir}/src" in copies
+
+
+def test_dockerfile_healthcheck_asks_healthz() -> None:
+    (check,) = [args for kw, args in dockerfile_instructions(TEMPLATE / "Dockerfile") if kw == "HEALTHCHECK"]
+    options, _, command = check.partition(" CMD ")
+    assert "--interval=" in options and "--timeout=" in options
+    argv = exec_form(command)
+    assert argv[0] == "python" and "http://127.0.0.1:8000/healthz" in argv[-1]
+
+
+def test_dockerfile_names_the_worker_module_for_strict_enqueue_checks() -> None:
+    envs = " ".join(args for kw, args in dockerfile_instructions(TEMPLATE / "Dockerfile") if kw == "ENV")
+    assert "SCALR_QUEUE_TASKS=src.worker" in envs
+    assert (BACKEND / "src" / "worker.py").is_file()
+
+
+# --- services/redis -------------------------------------------------------------------------
+
+
+def test_shared_redis_compose() -> None:
+    compose = load_compose(REDIS_COMPOSE)
+    redis_service = compose["services"]["redis"]
+    assert redis_service["container_name"] == "scalr-redis"
+    assert redis_service["image"].split(":")[1].startswith("7")
+    assert redis_service["networks"] == ["scalr-net"]
+    assert compose["networks"]["scalr-net"] == {"name": "scalr-net", "external": True}
+    assert redis_service["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    volume_names = [v.split(":")[0] for v in redis_service["volumes"]]
+    assert any(name in compose["volumes"] for name in volume_names)  # a named volume for /data
+    assert "scalr-redis-data:/data" in redis_service["volumes"]
+    conf_mount = next(v for v in redis_service["volumes"] if v.endswith(":ro"))
+    host_path, container_path, _ = conf_mount.split(":")
+    assert (REDIS_COMPOSE.parent / host_path).is_file()
+    assert redis_service["command"] == ["redis-server", container_path]
+
+
+def test_redis_conf_loads_with_appendonly_and_noeviction() -> None:
+    conf = REDIS_COMPOSE.parent / "redis.conf"
+    server = RedisServer(extra_args=())
+    # Load the real file; only where it listens and writes is overridden for the test.
+    server.command = lambda: [  # type: ignore[method-assign]
+        server.binary,
+        str(conf),
+        "--port",
+        str(server.port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(server.data_dir),
+        "--daemonize",
+        "no",
+        "--save",
+        "",
+    ]
+    with server:
+        client = redis.Redis.from_url(server.url)
+        try:
+            assert client.config_get("appendonly") == {"appendonly": "yes"}
+            assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+            assert int(client.config_get("maxmemory")["maxmemory"]) > 0
+        finally:
+            client.close()
+
+
+# --- .env.shared ----------------------------------------------------------------------------
+
+
+def test_env_shared_sets_redis_url_and_documents_every_setting_with_its_default() -> None:
+    lines = (REPO / ".env.shared").read_text().splitlines()
+    assert "REDIS_URL=redis://scalr-redis:6379/0" in lines
+    set_lines = [line for line in lines if line and not line.startswith("#")]
+    assert set_lines == ["REDIS_URL=redis://scalr-redis:6379/0"]
+    documented = {
+        line[2:].split("=", 1)[0]: line[2:].split("=", 1)[1]
+        for line in lines
+        if line.startswith("# SCALR_QUEUE_") and "=" in line
+    }
+    expected = {"SCALR_QUEUE_" + name.upper() for name in Settings.model_fields if name != "redis_url"}
+    assert set(documented) == expected
+    # each shown default is what Settings really uses when the variable is that value
+    for name, shown in documented.items():
+        if shown == "":
+            assert Settings.model_fields[name.removeprefix("SCALR_QUEUE_").lower()].default is None
+            continue
+        field = name.removeprefix("SCALR_QUEUE_").lower()
+        parsed = getattr(Settings(**{field: shown}), field)
+        assert parsed == Settings.model_fields[field].default, name
+
+
+def test_makefile_up_creates_the_network_then_redis_then_the_app() -> None:
+    dry = subprocess.run(
+        ["make", "-n", "up", "APP=template-app"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert dry == [
+        "docker network inspect scalr-net >/dev/null 2>&1 || docker network create scalr-net",
+        "docker compose -f services/redis/docker-compose.yml up -d",
+        "docker compose -f template-app/docker-compose.yml up -d --build",
+    ]
+
+
+def test_makefile_has_every_developer_target() -> None:
+    out = subprocess.run(["make", "help"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    targets = {line.split()[1] for line in out.splitlines() if line.startswith("  make ")}
+    assert {
+        "test",
+        "lint",
+        "fmt",
+        "dev",
+        "up",
+        "down",
+        "logs",
+        "ps",
+        "worker-logs",
+        "queue-depth",
+        "new-app",
+        "bench",
+        "bench-quick",
+        "reliability",
+        "help",
+    } <= targets
