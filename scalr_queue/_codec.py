@@ -77,6 +77,8 @@ def _default(value: Any) -> Any:
         raise TypeError("bytes have no JSON form (encode them as base64 text, or store them elsewhere)")
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
+    if isinstance(value, BaseException):  # arq stores a failed job's exception as its result
+        return error_record(value)
     raise TypeError(f"{type(value).__name__} has no JSON form")
 
 
@@ -116,9 +118,7 @@ def encode_kwargs(task: str, kwargs: dict[str, Any]) -> bytes:
         try:
             dumps(value)
         except TypeError as exc:
-            raise PayloadError(
-                f"argument {name!r} of task {task!r} cannot be sent as JSON: {exc}"
-            ) from None
+            raise PayloadError(f"argument {name!r} of task {task!r} cannot be sent as JSON: {exc}") from None
     raise PayloadError(f"the arguments of task {task!r} cannot be sent as JSON")  # pragma: no cover
 
 
@@ -173,7 +173,7 @@ def error_record(exc: BaseException, *, reason: str | None = None) -> dict[str, 
     name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
     text = "".join(tb.format_exception(exc))
     if len(text) > MAX_TRACEBACK:
-        text = text[:1000] + "\n...\n" + text[-(MAX_TRACEBACK - 1100):]
+        text = text[:1000] + "\n...\n" + text[-(MAX_TRACEBACK - 1100) :]
     return {"type": name, "message": reason or str(exc), "traceback": text}
 
 
@@ -194,15 +194,26 @@ def result_payload(
     (it ran) is still stored; the worker logs a warning.
     """
     record = {
-        "t": job_try, "f": job.get("f"), "a": job.get("a", []), "k": job.get("k", {}),
-        "et": job.get("et", 0), "s": success, "r": result, "st": start_ms, "ft": finish_ms,
-        "q": queue, "id": job_id,
+        "t": job_try,
+        "f": job.get("f"),
+        "a": job.get("a", []),
+        "k": job.get("k", {}),
+        "et": job.get("et", 0),
+        "s": success,
+        "r": result,
+        "st": start_ms,
+        "ft": finish_ms,
+        "q": queue,
+        "id": job_id,
     }
     try:
         return dumps(record)
     except TypeError as exc:
-        record["r"] = {"type": "ResultEncodingError", "message": f"the task's result cannot be stored as "
-                       f"JSON: {exc}", "traceback": ""}
+        record["r"] = {
+            "type": "ResultEncodingError",
+            "message": f"the task's result cannot be stored as JSON: {exc}",
+            "traceback": "",
+        }
         record["s"] = False
         record["re"] = True
         return dumps(record)

@@ -75,7 +75,7 @@ class WorkerModuleError(ScalrQueueError):
     """The worker module cannot be imported or does not define a usable task list."""
 
 
-class Fail(Exception):  # noqa: N818 - the short name reads well at the raise site: ``raise Fail("why")``
+class Fail(Exception):
     """Raise inside a task to send the job straight to the failed set, without more retries.
 
     Example::

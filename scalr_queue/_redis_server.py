@@ -57,22 +57,28 @@ class RedisServer:
     def command(self) -> list[str]:
         return [
             self.binary,
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.data_dir),
-            "--save", "",
-            "--appendonly", "yes" if self.appendonly else "no",
-            "--appendfsync", "everysec",
-            "--daemonize", "no",
-            "--loglevel", "warning",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            "everysec",
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
             *self.extra_args,
         ]
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         if not Path(self.binary).exists():
-            raise RuntimeError(
-                f"redis-server not found at {self.binary}: install it (apt-get install -y redis-server)"
-            )
+            raise RuntimeError(f"redis-server not found at {self.binary}: install it (apt-get install -y redis-server)")
         log = open(self.data_dir / "redis.log", "ab")  # noqa: SIM115 - closed with the process
         self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -95,9 +101,7 @@ class RedisServer:
                 sock.sendall(b"PING\r\n")
                 reply = sock.recv(64)
                 # +PONG, or -NOAUTH when a password is set: either way the server is up
-                return reply.startswith((b"+PONG", b"-NOAUTH", b"-LOADING")) and not reply.startswith(
-                    b"-LOADING"
-                )
+                return reply.startswith((b"+PONG", b"-NOAUTH", b"-LOADING")) and not reply.startswith(b"-LOADING")
         except OSError:
             return False
 

@@ -179,3 +179,16 @@ redis.call('HDEL', KEYS[2], ARGV[1])
 if redis.call('LLEN', KEYS[4]) == 0 then redis.call('LPUSH', KEYS[4], '1') end
 return 1
 """)
+
+
+_SHAS: dict[str, str] = {}
+
+
+def sha(script: str) -> str:
+    """SHA1 of a script, as EVALSHA wants it (computed once)."""
+    digest = _SHAS.get(script)
+    if digest is None:
+        import hashlib
+
+        digest = _SHAS[script] = hashlib.sha1(script.encode()).hexdigest()
+    return digest

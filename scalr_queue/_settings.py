@@ -70,7 +70,7 @@ def check_redis_url(url: str) -> str:
                 raise ValueError(f"the database must be a number, not {db!r}")
     except ValueError as exc:
         msg = str(exc)
-        if "Port" in msg or "port" in msg and "could not" in msg:
+        if "Port" in msg or ("port" in msg and "could not" in msg):
             msg = "the port must be a number from 1 to 65535"
         raise ValueError(msg) from None
     return url
@@ -79,9 +79,7 @@ def check_redis_url(url: str) -> str:
 class Settings(BaseSettings):
     """Every setting, with its default. Build it with :func:`get_settings` (cached per process)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="SCALR_QUEUE_", extra="ignore", frozen=True, validate_default=True
-    )
+    model_config = SettingsConfigDict(env_prefix="SCALR_QUEUE_", extra="ignore", frozen=True, validate_default=True)
 
     redis_url: str = Field(
         "redis://localhost:6379/0", validation_alias=AliasChoices("REDIS_URL", "SCALR_QUEUE_REDIS_URL")
@@ -124,9 +122,7 @@ class Settings(BaseSettings):
             raise ValueError(f"expected {QUEUE_NAME_HELP}")
         return value
 
-    @field_validator(
-        "job_timeout", "retry_delay", "lease", "poll_interval", "health_interval", "redis_timeout"
-    )
+    @field_validator("job_timeout", "retry_delay", "lease", "poll_interval", "health_interval", "redis_timeout")
     @classmethod
     def _positive(cls, value: float) -> float:
         if value <= 0:
@@ -148,8 +144,18 @@ class Settings(BaseSettings):
 
     def describe(self) -> str:
         """One line of the settings in force, password masked (for the worker banner)."""
-        fields = ("queue_name", "concurrency", "job_timeout", "max_tries", "retry_delay",
-                  "retry_max_delay", "keep_result", "shutdown_grace", "lease", "poll_interval")
+        fields = (
+            "queue_name",
+            "concurrency",
+            "job_timeout",
+            "max_tries",
+            "retry_delay",
+            "retry_max_delay",
+            "keep_result",
+            "shutdown_grace",
+            "lease",
+            "poll_interval",
+        )
         return f"redis_url={self.safe_redis_url} " + " ".join(f"{f}={getattr(self, f)}" for f in fields)
 
 

@@ -63,11 +63,11 @@ def signature_of(fn: Callable[..., Any], name: str) -> TaskSignature:
         raise WorkerModuleError(f"task {name!r}: cannot read its signature ({exc})") from None
     params = list(sig.parameters.values())
     if not params or params[0].kind not in (
-        inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.VAR_POSITIONAL
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.VAR_POSITIONAL,
     ):
-        raise WorkerModuleError(
-            f"task {name!r} must take ctx as its first argument: async def {name}(ctx, ...)"
-        )
+        raise WorkerModuleError(f"task {name!r} must take ctx as its first argument: async def {name}(ctx, ...)")
     names: list[str] = []
     required: set[str] = set()
     var_kw = False
@@ -216,8 +216,9 @@ def task(
     """
 
     def build(f: TaskFunction) -> TaskSpec:
-        return as_task_spec(f, name=name, timeout=timeout, max_tries=max_tries, no_retry=no_retry,
-                            keep_result=keep_result)
+        return as_task_spec(
+            f, name=name, timeout=timeout, max_tries=max_tries, no_retry=no_retry, keep_result=keep_result
+        )
 
     return build if fn is None else build(fn)
 
@@ -235,8 +236,13 @@ def as_task_spec(
     if isinstance(fn, TaskSpec):
         return fn
     if isinstance(fn, Function):
-        return as_task_spec(fn.coroutine, name=fn.name, timeout=fn.timeout_s, max_tries=fn.max_tries,
-                            keep_result=fn.keep_result_s)
+        return as_task_spec(
+            fn.coroutine,
+            name=fn.name,
+            timeout=fn.timeout_s,
+            max_tries=fn.max_tries,
+            keep_result=fn.keep_result_s,
+        )
     label = getattr(fn, "__name__", repr(fn))
     if not inspect.iscoroutinefunction(fn):
         kind = "a sync function" if callable(fn) else f"a {type(fn).__name__}"
@@ -249,8 +255,10 @@ def as_task_spec(
     for exc_type in no_retry:
         if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
             raise WorkerModuleError(f"task {task_name!r}: no_retry must list exception classes")
-    keep = None if keep_result is None else (
-        keep_result.total_seconds() if isinstance(keep_result, timedelta) else float(keep_result)
+    keep = (
+        None
+        if keep_result is None
+        else (keep_result.total_seconds() if isinstance(keep_result, timedelta) else float(keep_result))
     )
     return TaskSpec(
         name=task_name,
@@ -271,8 +279,7 @@ def build_task_map(entries: Iterable[Any]) -> dict[str, TaskSpec]:
         spec = as_task_spec(entry)
         if spec.name in out:
             raise WorkerModuleError(
-                f"two tasks are named {spec.name!r}: task names must be unique (rename one, or use "
-                f"task(fn, name=...))"
+                f"two tasks are named {spec.name!r}: task names must be unique (rename one, or use task(fn, name=...))"
             )
         out[spec.name] = spec
     return out
@@ -286,6 +293,5 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
 def unknown_task(name: str, known: Iterable[str], where: str) -> UnknownTaskError:
     known = sorted(known)
     return UnknownTaskError(
-        f"unknown task {name!r}{did_you_mean(name, known)}: {where} has "
-        f"{', '.join(known) if known else 'no tasks'}"
+        f"unknown task {name!r}{did_you_mean(name, known)}: {where} has {', '.join(known) if known else 'no tasks'}"
     )

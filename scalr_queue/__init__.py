@@ -1,0 +1,66 @@
+"""scalr_queue: background jobs for SCALR apps, over arq and Redis.
+
+Example::
+
+    from scalr_queue import enqueue
+
+    job = await enqueue("send_invoice_email", invoice_id=42)
+"""
+
+from ._arq_compat import WorkerSettings
+from ._client import QueueClient, QueueStats, close, enqueue, enqueue_many, get_client, get_job, queue_stats
+from ._errors import (
+    ConfigurationError,
+    EnqueueError,
+    Fail,
+    JobFailedError,
+    JobNotFoundError,
+    JobOptionsError,
+    PayloadError,
+    QueueUnavailableError,
+    ScalrQueueError,
+    TaskArgumentsError,
+    UnknownTaskError,
+    WorkerModuleError,
+)
+from ._failed import FailedJob, FailedJobs
+from ._job import Job, JobInfo, JobStatus
+from ._registry import WorkerInfo
+from ._settings import Settings, get_settings
+from ._tasks import TaskSpec, task
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigurationError",
+    "EnqueueError",
+    "Fail",
+    "FailedJob",
+    "FailedJobs",
+    "Job",
+    "JobFailedError",
+    "JobInfo",
+    "JobNotFoundError",
+    "JobOptionsError",
+    "JobStatus",
+    "PayloadError",
+    "QueueClient",
+    "QueueStats",
+    "QueueUnavailableError",
+    "ScalrQueueError",
+    "Settings",
+    "TaskArgumentsError",
+    "TaskSpec",
+    "UnknownTaskError",
+    "WorkerInfo",
+    "WorkerModuleError",
+    "WorkerSettings",
+    "close",
+    "enqueue",
+    "enqueue_many",
+    "get_client",
+    "get_job",
+    "get_settings",
+    "queue_stats",
+    "task",
+]

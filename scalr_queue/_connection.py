@@ -1,0 +1,143 @@
+"""Redis connections: one pool per process and event loop, and Redis errors in our words."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from arq.connections import ArqRedis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    NoPermissionError,
+    RedisError,
+    ResponseError,
+)
+from redis.exceptions import (
+    ConnectionError as RedisConnectionError,
+)
+from redis.exceptions import (
+    TimeoutError as RedisTimeoutError,
+)
+
+from . import _scripts
+from ._errors import QueueUnavailableError
+from ._settings import Settings
+
+if TYPE_CHECKING:
+    from arq.jobs import Job as ArqJob
+
+T = TypeVar("T")
+
+
+def aw(value: Awaitable[T] | T) -> Awaitable[T]:
+    """redis-py types each command as sync-or-async; on an asyncio client it is always awaitable."""
+    return cast(Awaitable[T], value)
+
+
+async def eval_script(redis: Any, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    """EVALSHA, loading the script once if Redis does not have it (first use, or after a restart)."""
+    from redis.exceptions import NoScriptError
+
+    sha = _scripts.sha(script)
+    try:
+        return await redis.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+    except NoScriptError:
+        await redis.execute_command("SCRIPT", "LOAD", script)
+        return await redis.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+
+
+class ScalrRedis(ArqRedis):
+    """arq's Redis client whose ``enqueue_job`` goes through scalr_queue.
+
+    arq's cron scheduler and task code calling ``ctx["redis"].enqueue_job(...)`` (the usual
+    arq idiom) therefore get JSON payloads, no silent expiry and instant wake-ups too.
+    """
+
+    scalr_client: Any = None
+
+    async def enqueue_job(
+        self,
+        function: str,
+        *args: Any,
+        _job_id: str | None = None,
+        _queue_name: str | None = None,
+        _defer_until: datetime | None = None,
+        _defer_by: float | timedelta | None = None,
+        _expires: float | timedelta | None = None,
+        _job_try: int | None = None,
+        **kwargs: Any,
+    ) -> ArqJob | None:
+        from arq.jobs import Job as ArqJob
+
+        from ._constants import QUEUE_PREFIX
+
+        client = self.scalr_client
+        queue = _queue_name.removeprefix(QUEUE_PREFIX) if _queue_name else client.settings.queue_name
+        job = await client.enqueue(
+            function,
+            *args,
+            _job_id=_job_id,
+            _queue_name=queue,
+            _defer_until=_defer_until,
+            _defer_by=_defer_by,
+            _expires=_expires,
+            _job_try=_job_try,
+            **kwargs,
+        )
+        if not job.created:
+            return None
+        return ArqJob(job.job_id, redis=self, _queue_name=QUEUE_PREFIX + queue, _deserializer=self.job_deserializer)
+
+
+def create_redis(settings: Settings, *, blocking: bool = False) -> ScalrRedis:
+    """A client for ``settings.redis_url``; ``blocking`` leaves reads without a timeout (BRPOP).
+
+    Producers get a connect and read timeout of ``SCALR_QUEUE_REDIS_TIMEOUT`` so a dead Redis
+    fails an enqueue in about that long instead of hanging a web request. One retry on a
+    broken connection lets a pool recover from a Redis restart without surfacing an error.
+    """
+    from ._codec import loads
+
+    kwargs: dict[str, Any] = {
+        "socket_connect_timeout": settings.redis_timeout,
+        "socket_timeout": None if blocking else settings.redis_timeout,
+        "retry": Retry(NoBackoff(), 1),
+        "retry_on_error": [RedisConnectionError],
+        "health_check_interval": 0 if blocking else 30,
+        "socket_keepalive": True,
+    }
+    if settings.redis_url.startswith("rediss://"):
+        kwargs["ssl_cert_reqs"] = settings.tls_cert_reqs
+        kwargs["ssl_check_hostname"] = settings.tls_check_hostname
+        if settings.tls_ca_certs:
+            kwargs["ssl_ca_certs"] = settings.tls_ca_certs
+    redis: ScalrRedis = ScalrRedis.from_url(settings.redis_url, **kwargs)
+    redis.job_deserializer = loads
+    redis.job_serializer = None
+    return redis
+
+
+def unavailable(exc: BaseException, settings: Settings, doing: str) -> QueueUnavailableError:
+    """Map a redis-py error to one clear line; the URL is shown with its password masked."""
+    where = settings.safe_redis_url
+    if isinstance(exc, AuthenticationError) or "WRONGPASS" in str(exc) or "NOAUTH" in str(exc):
+        why = "Redis refused the credentials (check the user and password in REDIS_URL)"
+    elif isinstance(exc, NoPermissionError | AuthorizationError) or "NOPERM" in str(exc):
+        why = f"the Redis user lacks a permission scalr_queue needs ({exc}); see the README's ACL line"
+    elif isinstance(exc, ResponseError) and str(exc).startswith("OOM"):
+        why = "Redis is out of memory (maxmemory reached with noeviction): nothing was written"
+    elif isinstance(exc, RedisTimeoutError | asyncio.TimeoutError | TimeoutError):
+        why = f"Redis did not answer within {settings.redis_timeout:g}s"
+    elif isinstance(exc, RedisConnectionError | OSError):
+        why = f"cannot connect to Redis ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+    else:
+        why = f"Redis error: {type(exc).__name__}: {exc}"
+    return QueueUnavailableError(f"{doing} failed: {why} [{where}]")
+
+
+REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.TimeoutError)

@@ -1,0 +1,242 @@
+"""``scalr-queue``: run workers and look after queues from a shell.
+
+Commands: ``worker``, ``stats``, ``workers``, ``job``, ``enqueue``, ``failed list|show|retry|purge``,
+``check-names``. Every command takes ``--queue``; the read commands take ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from ._codec import loads, pretty
+from ._errors import ConfigurationError, ScalrQueueError, WorkerModuleError
+
+PROG = "scalr-queue"
+
+
+def _print(data: Any, as_json: bool, text: str) -> None:
+    print(pretty(data) if as_json else text)
+
+
+async def _with_client(fn: Callable[[Any], Awaitable[int]]) -> int:
+    from ._client import QueueClient
+
+    client = QueueClient()
+    try:
+        return await fn(client)
+    finally:
+        await client.close()
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    async def go(client: Any) -> int:
+        stats = await client.queue_stats(args.queue)
+        _print(
+            stats.to_json(),
+            args.json,
+            f"queue {stats.queue}: ready={stats.ready} scheduled={stats.scheduled} "
+            f"in_progress={stats.in_progress} failed={stats.failed} workers={stats.workers}",
+        )
+        return 0
+
+    return asyncio.run(_with_client(go))
+
+
+def cmd_workers(args: argparse.Namespace) -> int:
+    async def go(client: Any) -> int:
+        workers = await client.workers(args.queue)
+        if args.json:
+            print(pretty([{**w.__dict__, "tasks": sorted(w.tasks)} for w in workers]))
+        elif not workers:
+            print(f"no live workers on queue {args.queue or client.settings.queue_name!r}")
+        for w in workers if not args.json else []:
+            print(
+                f"{w.worker_id} module={w.module} running={w.running}/{w.concurrency} complete={w.complete} "
+                f"failed={w.failed} retried={w.retried} tasks={','.join(sorted(w.tasks))}"
+            )
+        return 0
+
+    return asyncio.run(_with_client(go))
+
+
+def cmd_job(args: argparse.Namespace) -> int:
+    async def go(client: Any) -> int:
+        info = await client.job(args.job_id, args.queue).info()
+        data = info.to_json()
+        _print(
+            data,
+            args.json,
+            "\n".join(f"{k}: {v}" for k, v in data.items() if k != "error")
+            + (f"\nerror: {info.error.get('type')}: {info.error.get('message')}" if info.error else ""),
+        )
+        return 0
+
+    return asyncio.run(_with_client(go))
+
+
+def _parse_kv(pairs: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ConfigurationError(f"argument {pair!r} is not key=value (values are JSON, or plain text)")
+        try:
+            out[key] = loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out
+
+
+def cmd_enqueue(args: argparse.Namespace) -> int:
+    kwargs = _parse_kv(args.kwargs)
+
+    async def go(client: Any) -> int:
+        options: dict[str, Any] = {}
+        if args.queue:
+            options["_queue_name"] = args.queue
+        if args.job_id:
+            options["_job_id"] = args.job_id
+        if args.defer:
+            options["_defer_by"] = args.defer
+        job = await client.enqueue(args.task, **kwargs, **options)
+        print(job.job_id if job.created else f"{job.job_id} (already exists; not enqueued twice)")
+        return 0
+
+    return asyncio.run(_with_client(go))
+
+
+def cmd_failed(args: argparse.Namespace) -> int:
+    async def go(client: Any) -> int:
+        failed = client.failed
+        if args.action == "list":
+            jobs = await failed.list(args.queue, limit=args.limit)
+            if args.json:
+                print(pretty([j.to_json() for j in jobs]))
+            elif not jobs:
+                print(f"no failed jobs on queue {args.queue or client.settings.queue_name!r}")
+            for j in jobs if not args.json else []:
+                when = j.failed_at.strftime("%Y-%m-%d %H:%M:%S") if j.failed_at else "?"
+                print(f"{j.job_id}  {when}  {j.task}  tries={j.tries}  {j.error_type}: {j.error_message[:80]}")
+            return 0
+        if args.action == "show":
+            if not args.job_id:
+                raise ConfigurationError("failed show needs a JOB_ID")
+            job = await failed.get(args.job_id, args.queue)
+            data = job.to_json()
+            _print(
+                data,
+                args.json,
+                "\n".join(f"{k}: {v}" for k, v in data.items() if k != "traceback") + f"\ntraceback:\n{job.traceback}",
+            )
+            return 0
+        if args.action == "retry":
+            if args.all:
+                count = await failed.retry_all(args.queue)
+                _print({"retried": count}, args.json, f"retried {count} failed job(s)")
+                return 0
+            if not args.job_id:
+                raise ConfigurationError("failed retry needs a JOB_ID or --all")
+            job = await failed.retry(args.job_id, args.queue)
+            _print(
+                {"retried": job.job_id},
+                args.json,
+                f"retried {job.job_id}: queued again with a fresh try count",
+            )
+            return 0
+        count = await failed.purge(args.job_id, args.queue)
+        _print({"purged": count}, args.json, f"purged {count} failed job(s)")
+        return 0
+
+    return asyncio.run(_with_client(go))
+
+
+def cmd_check_names(args: argparse.Namespace) -> int:
+    from ._names import find_enqueued_names, find_unknown_task_names
+
+    problems = find_unknown_task_names(args.src_dir, args.worker_module)
+    if problems:
+        print("\n".join(problems))
+        print(f"{len(problems)} enqueue call(s) name tasks that {args.worker_module} does not define")
+        return 1
+    print(
+        f"ok: all {len(find_enqueued_names(args.src_dir))} enqueue call(s) in {args.src_dir} name tasks "
+        f"of {args.worker_module}"
+    )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from .worker import run
+
+    return run(args, prog=f"{PROG} worker")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .worker import add_worker_arguments
+
+    parser = argparse.ArgumentParser(prog=PROG, description="scalr_queue: background jobs over arq and Redis.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser, json: bool = True) -> None:
+        p.add_argument("--queue", help="queue name (default: SCALR_QUEUE_QUEUE_NAME or 'default')")
+        if json:
+            p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("worker", help="run a worker (same as python -m scalr_queue.worker)")
+    add_worker_arguments(p)
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("stats", help="ready / scheduled / in-progress / failed counts and live workers")
+    common(p)
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("workers", help="live workers and the tasks they run")
+    common(p)
+    p.set_defaults(func=cmd_workers)
+
+    p = sub.add_parser("job", help="everything known about one job")
+    p.add_argument("job_id")
+    common(p)
+    p.set_defaults(func=cmd_job)
+
+    p = sub.add_parser("enqueue", help="enqueue a job: scalr-queue enqueue TASK key=value ...")
+    p.add_argument("task")
+    p.add_argument("kwargs", nargs="*", help="key=value (value parsed as JSON, else text)")
+    p.add_argument("--job-id")
+    p.add_argument("--defer", type=float, help="seconds before it may run")
+    common(p, json=False)
+    p.set_defaults(func=cmd_enqueue)
+
+    p = sub.add_parser("failed", help="failed jobs: list | show ID | retry ID | retry --all | purge [ID]")
+    p.add_argument("action", choices=["list", "show", "retry", "purge"])
+    p.add_argument("job_id", nargs="?")
+    p.add_argument("--all", action="store_true", help="with retry: every failed job of the queue")
+    p.add_argument("--limit", type=int, default=100)
+    common(p)
+    p.set_defaults(func=cmd_failed)
+
+    p = sub.add_parser("check-names", help='exit 1 if an enqueue("name") in SRC_DIR is not in the worker\'s tasks')
+    p.add_argument("src_dir")
+    p.add_argument("worker_module")
+    p.set_defaults(func=cmd_check_names)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ConfigurationError, WorkerModuleError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except ScalrQueueError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
