@@ -86,7 +86,11 @@ def measure_overhead(r: redis.Redis) -> tuple[int, int]:
 
 
 def delta(
-    a: Snapshot, b: Snapshot, overhead: tuple[int, int], *, driver_requests: int = 0,
+    a: Snapshot,
+    b: Snapshot,
+    overhead: tuple[int, int],
+    *,
+    driver_requests: int = 0,
     body_commands: dict[str, int] | None = None,
 ) -> Delta:
     """b - a, minus the snapshot's own INFO, the driver's polls and the job body's own commands."""

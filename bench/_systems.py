@@ -29,12 +29,22 @@ class System:
 
     def worker_cmd(self, url: str, concurrency: int) -> list[str]:
         if self.producer == "arq":
-            return [sys.executable, "-m", "bench.workers", "--redis-url", url,
-                    "--poll-delay", str(self.poll_delay), "--max-jobs", str(concurrency)]
+            return [
+                sys.executable,
+                "-m",
+                "bench.workers",
+                "--redis-url",
+                url,
+                "--poll-delay",
+                str(self.poll_delay),
+                "--max-jobs",
+                str(concurrency),
+            ]
         return [sys.executable, "-m", "scalr_queue.worker", "bench.workers", "--concurrency", str(concurrency)]
 
     def env(self, url: str) -> dict[str, str]:
-        env = dict(os.environ)
+        # scalr_queue's defaults are what is measured: no SCALR_QUEUE_* from the caller's shell
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SCALR_QUEUE_")}
         env["REDIS_URL"] = url
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         return env
@@ -54,8 +64,12 @@ class Worker:
         self.log_path = log_dir / f"worker-{system.key}-{tag or 'x'}-{time.time_ns()}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            system.worker_cmd(url, concurrency), cwd=ROOT, env=system.env(url),
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            system.worker_cmd(url, concurrency),
+            cwd=ROOT,
+            env=system.env(url),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         self.started = time.monotonic()
 
@@ -100,8 +114,14 @@ class Counter:
         self.requests += 1
         return int(self.r.get(DONE_KEY) or 0)
 
-    def wait_for(self, target: int, timeout: float, workers: list[Worker] = (), step: float = 0.005,  # type: ignore[assignment]
-                 on_tick: Any = None) -> tuple[float | None, float]:
+    def wait_for(
+        self,
+        target: int,
+        timeout: float,
+        workers: list[Worker] = (),
+        step: float = 0.005,  # type: ignore[assignment]
+        on_tick: Any = None,
+    ) -> tuple[float | None, float]:
         """Wait until the counter reaches target: (monotonic time it first moved, time it got there)."""
         first: float | None = None
         deadline = time.monotonic() + timeout
@@ -169,5 +189,9 @@ def build_backlog(system: System, url: str, r: redis.Redis, size: int, chunk: in
     for start in range(0, size, chunk):
         script(keys=[system.queue_key], args=["arq:job:", payload, px, start, min(start + chunk, size) - 1, base])
     mem1 = int(r.info("memory")["used_memory"])
-    return {"size": size, "build_seconds": time.perf_counter() - t, "payload_bytes": len(payload or b""),
-            "bytes_per_job": (mem1 - mem0) / size}
+    return {
+        "size": size,
+        "build_seconds": time.perf_counter() - t,
+        "payload_bytes": len(payload or b""),
+        "bytes_per_job": (mem1 - mem0) / size,
+    }

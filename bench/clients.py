@@ -98,8 +98,7 @@ async def _enqueue_batch(p: Producer, n: int, size: int) -> dict[str, Any]:
         await p.enqueue_batch(b)
         done += b
     secs = time.perf_counter() - t
-    return {"jobs": n + 1, "timed_jobs": n, "batch": size, "seconds": secs, "jobs_per_s": n / secs,
-            "api": p.batch_api}
+    return {"jobs": n + 1, "timed_jobs": n, "batch": size, "seconds": secs, "jobs_per_s": n / secs, "api": p.batch_api}
 
 
 async def _latency(p: Producer, url: str, k: int, lo: float, hi: float) -> dict[str, Any]:

@@ -97,28 +97,43 @@ def render(result: dict[str, Any]) -> str:
                 rows[key] = {"d1": d1 or {}, "d2": d2 or {}}
                 if d1 and d2:
                     rows[key]["gain"] = d2["jobs_per_s"] / d1["jobs_per_s"] - 1
-        out.append(table(
-            f"Drain: {result['plan']['drain_jobs']:,} queued no-op jobs, concurrency 10 per process", rows, labels,
-            [("jobs/s, 1 proc", ("d1", "jobs_per_s"), 0),
-             ("jobs/s, 1 proc, after 1st job", ("d1", "jobs_per_s_after_first_job"), 0),
-             ("jobs/s, 2 procs", ("d2", "jobs_per_s"), 0),
-             ("2nd proc gain", ("gain",), 2),
-             ("worker CPU µs/job", ("d1", "worker_cpu_us_per_job"), 0),
-             ("Redis CPU µs/job", ("d1", "redis_cpu_us_per_job"), 0)],
-            note="Timed from spawning the worker process(es) (Python start-up included) to the last "
-                 "job's counter increment; \"after 1st job\" leaves start-up out.",
-        ))
+        out.append(
+            table(
+                f"Drain: {result['plan']['drain_jobs']:,} queued no-op jobs, concurrency 10 per process",
+                rows,
+                labels,
+                [
+                    ("jobs/s, 1 proc", ("d1", "jobs_per_s"), 0),
+                    ("jobs/s, 1 proc, after 1st job", ("d1", "jobs_per_s_after_first_job"), 0),
+                    ("jobs/s, 2 procs", ("d2", "jobs_per_s"), 0),
+                    ("2nd proc gain", ("gain",), 2),
+                    ("worker CPU µs/job", ("d1", "worker_cpu_us_per_job"), 0),
+                    ("Redis CPU µs/job", ("d1", "redis_cpu_us_per_job"), 0),
+                ],
+                note="Timed from spawning the worker process(es) (Python start-up included) to the last "
+                'job\'s counter increment; "after 1st job" leaves start-up out.',
+            )
+        )
     if "idle_latency" in s:
-        out.append(table(
-            "Idle pickup latency and idle cost (one warm idle worker)", s["idle_latency"], labels,
-            [("p50 ms", ("p50_ms",), 2), ("p90 ms", ("p90_ms",), 2), ("p99 ms", ("p99_ms",), 2),
-             ("max ms", ("max_ms",), 2), ("idle CPU s / 10 s", ("idle_cpu_s_per_10s",), 3),
-             ("idle Redis cmds/s", ("idle_commands_per_s",), 1),
-             ("idle round trips/s", ("idle_round_trips_per_s",), 1)],
-            note=f"{result['plan']['latency_jobs']} jobs per repeat, one at a time, "
-                 f"{result['plan']['latency_gap'][0] * 1000:.0f}–{result['plan']['latency_gap'][1] * 1000:.0f} ms "
-                 "after the previous job ran; delay = task body's first line minus time just before enqueue.",
-        ))
+        out.append(
+            table(
+                "Idle pickup latency and idle cost (one warm idle worker)",
+                s["idle_latency"],
+                labels,
+                [
+                    ("p50 ms", ("p50_ms",), 2),
+                    ("p90 ms", ("p90_ms",), 2),
+                    ("p99 ms", ("p99_ms",), 2),
+                    ("max ms", ("max_ms",), 2),
+                    ("idle CPU s / 10 s", ("idle_cpu_s_per_10s",), 3),
+                    ("idle Redis cmds/s", ("idle_commands_per_s",), 1),
+                    ("idle round trips/s", ("idle_round_trips_per_s",), 1),
+                ],
+                note=f"{result['plan']['latency_jobs']} jobs per repeat, one at a time, "
+                f"{result['plan']['latency_gap'][0] * 1000:.0f}–{result['plan']['latency_gap'][1] * 1000:.0f} ms "
+                "after the previous job ran; delay = task body's first line minus time just before enqueue.",
+            )
+        )
     if "enqueue" in s or "drain1" in s:
         rows = {}
         for key in labels:
@@ -129,20 +144,26 @@ def render(result: dict[str, Any]) -> str:
                 row["life_cmds"] = e["sequential"]["commands_per_job"] + d["commands_per_job"]
                 row["life_rt"] = e["sequential"]["round_trips_per_job"] + d["round_trips_per_job"]
             rows[key] = row
-        out.append(table(
-            "Redis cost per job", rows, labels,
-            [("enqueue cmds", ("e", "sequential", "commands_per_job"), 1),
-             ("enqueue round trips", ("e", "sequential", "round_trips_per_job"), 1),
-             ("worker cmds", ("d", "commands_per_job"), 1),
-             ("worker round trips", ("d", "round_trips_per_job"), 1),
-             ("whole-life cmds", ("life_cmds",), 1),
-             ("whole-life round trips", ("life_rt",), 1),
-             ("bytes per queued job", ("d", "bytes_per_queued_job"), 0)],
-            note="Commands include those run inside Lua scripts (INFO commandstats deltas); round trips "
-                 "are INFO total_reads_processed deltas. The job body's own INCR and the benchmark's "
-                 "own polls are subtracted; the worker's column is measured over the 1-process drain, "
-                 "so it includes polling while draining.",
-        ))
+        out.append(
+            table(
+                "Redis cost per job",
+                rows,
+                labels,
+                [
+                    ("enqueue cmds", ("e", "sequential", "commands_per_job"), 1),
+                    ("enqueue round trips", ("e", "sequential", "round_trips_per_job"), 1),
+                    ("worker cmds", ("d", "commands_per_job"), 1),
+                    ("worker round trips", ("d", "round_trips_per_job"), 1),
+                    ("whole-life cmds", ("life_cmds",), 1),
+                    ("whole-life round trips", ("life_rt",), 1),
+                    ("bytes per queued job", ("d", "bytes_per_queued_job"), 0),
+                ],
+                note="Commands include those run inside Lua scripts (INFO commandstats deltas); round trips "
+                "are INFO total_reads_processed deltas. The job body's own INCR and the benchmark's "
+                "own polls are subtracted; the worker's column is measured over the 1-process drain, "
+                "so it includes polling while draining.",
+            )
+        )
     if "enqueue" in s:
         e = s["enqueue"]
         rows = {}
@@ -151,17 +172,23 @@ def render(result: dict[str, Any]) -> str:
             best = max(batches.values(), key=lambda b: b["jobs_per_s"]) if batches else {}
             rows[key] = {"seq": v["sequential"], "b": best, **{k: v2 for k, v2 in batches.items()}}
         plabels = {"arq-producer": "arq enqueue_job", "scalr-producer": "scalr"}
-        out.append(table(
-            "Enqueue throughput from one process", rows, plabels,
-            [("sequential jobs/s", ("seq", "jobs_per_s"), 0),
-             ("batch 100 jobs/s", ("batch_100", "jobs_per_s"), 0),
-             ("batch 1000 jobs/s", ("batch_1000", "jobs_per_s"), 0),
-             ("batch cmds/job", ("b", "commands_per_job"), 1),
-             ("batch round trips/job", ("b", "round_trips_per_job"), 2)],
-            ratio_of="scalr-producer",
-            note="arq has no batch API: its batch column is asyncio.gather of enqueue_job (one "
-                 "connection per concurrent call); scalr's is enqueue_many (one pipeline per batch).",
-        ))
+        out.append(
+            table(
+                "Enqueue throughput from one process",
+                rows,
+                plabels,
+                [
+                    ("sequential jobs/s", ("seq", "jobs_per_s"), 0),
+                    ("batch 100 jobs/s", ("batch_100", "jobs_per_s"), 0),
+                    ("batch 1000 jobs/s", ("batch_1000", "jobs_per_s"), 0),
+                    ("batch cmds/job", ("b", "commands_per_job"), 1),
+                    ("batch round trips/job", ("b", "round_trips_per_job"), 2),
+                ],
+                ratio_of="scalr-producer",
+                note="arq has no batch API: its batch column is asyncio.gather of enqueue_job (one "
+                "connection per concurrent call); scalr's is enqueue_many (one pipeline per batch).",
+            )
+        )
     if "scale" in s:
         rows = {}
         for key, per_size in s["scale"].items():
@@ -172,37 +199,60 @@ def render(result: dict[str, Any]) -> str:
             rows[key]["rss"] = per_size[sizes[-1]]
         sizes = sorted({int(k) for v in s["scale"].values() for k in v})
         cols = [(f"µs/job @ {n:,}", (str(n), "us_per_job_median"), 0) for n in sizes]
-        cols += [(f"{sizes[-1]:,} / {sizes[0]:,}", ("ratio",), 2),
-                 (f"RSS MB min–max @ {sizes[-1]:,}: min", ("rss", "rss_mb_min"), 1),
-                 ("max", ("rss", "rss_mb_max"), 1),
-                 (f"bytes/job @ {sizes[-1]:,}", ("rss", "bytes_per_job"), 0)]
-        out.append(table(
-            "Scale: draining from the head of a large backlog", rows, labels, cols,
-            note=f"Windows of {result['plan']['scale_window']:,} jobs after a "
-                 f"{result['plan']['scale_warmup']} job warm-up, one worker process at concurrency 10; "
-                 "the backlog is copies of one real payload written by a Lua loop.",
-        ))
+        cols += [
+            (f"{sizes[-1]:,} / {sizes[0]:,}", ("ratio",), 2),
+            (f"RSS MB min–max @ {sizes[-1]:,}: min", ("rss", "rss_mb_min"), 1),
+            ("max", ("rss", "rss_mb_max"), 1),
+            (f"bytes/job @ {sizes[-1]:,}", ("rss", "bytes_per_job"), 0),
+        ]
+        out.append(
+            table(
+                "Scale: draining from the head of a large backlog",
+                rows,
+                labels,
+                cols,
+                note=f"Windows of {result['plan']['scale_window']:,} jobs after a "
+                f"{result['plan']['scale_warmup']} job warm-up, one worker process at concurrency 10; "
+                "the backlog is copies of one real payload written by a Lua loop.",
+            )
+        )
     if "web" in s:
         w = s["web"]
         if "skipped" in w:
             out.append(f"### Through the web stack\n\nskipped: {w['skipped']}\n")
         else:
-            out.append(table(
-                "Through the web stack (template backend, one uvicorn process)", w, {}, [
-                    ("GET /noop req/s", ("noop_rps",), 0),
-                    ("POST /invoices/{id}/send req/s", ("enqueue_rps",), 0),
-                    ("enqueue / noop", ("ratio",), 2)],
-                ratio_of="-", note=w.get("note", "") if isinstance(w.get("note"), str) else "",
-            ))
+            t = w.get("template", {})
+            out.append(
+                table(
+                    "Through the web stack (template backend, one uvicorn process)",
+                    w,
+                    {"template": "template-app backend"},
+                    [
+                        ("GET /noop req/s", ("noop_rps",), 0),
+                        ("POST /invoices/{id}/send req/s", ("enqueue_rps",), 0),
+                        ("enqueue / noop", ("ratio",), 2),
+                    ],
+                    ratio_of="-",
+                    note=f"Load: {t.get('tool')} with {t.get('connections')} keep-alive connections for "
+                    f"{t.get('seconds')} s per route per repeat, to 127.0.0.1; only 2xx answers counted "
+                    f"(non-2xx seen: {t.get('non_2xx')}).",
+                )
+            )
     if "monitor" in s:
-        lines = ["### Where the commands go (MONITOR, one pass)", "",
-                 "| system | phase | client cmds/job | inside scripts/job | commands |", "|---|---|---|---|---|"]
+        lines = [
+            "### Where the commands go (MONITOR, one pass)",
+            "",
+            "| system | phase | client cmds/job | inside scripts/job | commands |",
+            "|---|---|---|---|---|",
+        ]
         for key, v in s["monitor"].items():
             for phase in ("enqueue", "worker"):
                 p = v[phase]
                 names = ", ".join(f"{k} {x:.2f}" for k, x in sorted(p["client"].items(), key=lambda i: -i[1]))
                 lua = ", ".join(f"{k} {x:.2f}" for k, x in sorted(p["lua"].items(), key=lambda i: -i[1]))
-                lines.append(f"| {labels.get(key, key)} | {phase} | {p['client_commands_per_job']:.2f} | "
-                             f"{p['script_commands_per_job']:.2f} | {names}{'; in scripts: ' + lua if lua else ''} |")
+                lines.append(
+                    f"| {labels.get(key, key)} | {phase} | {p['client_commands_per_job']:.2f} | "
+                    f"{p['script_commands_per_job']:.2f} | {names}{'; in scripts: ' + lua if lua else ''} |"
+                )
         out.append("\n".join(lines) + "\n")
     return "\n".join(out)

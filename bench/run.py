@@ -29,8 +29,6 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-import redis
-
 from bench import scenarios, web
 from bench._stats import __doc__ as STATS_METHOD
 from bench._systems import ALL, ROOT, System
@@ -44,14 +42,37 @@ def plan_for(mode: str, log_dir: Path) -> scenarios.Plan:
     if mode == "full":
         return scenarios.Plan(log_dir=log_dir)
     if mode == "quick":
-        return scenarios.Plan(drain_jobs=2_000, enqueue_jobs=1_000, batch_jobs=5_000, latency_jobs=100,
-                              idle_seconds=5.0, scale_sizes=(10_000, 100_000), scale_window=1_000,
-                              monitor_jobs=300, web_seconds=3.0, repeats=1, log_dir=log_dir)
+        return scenarios.Plan(
+            drain_jobs=2_000,
+            enqueue_jobs=1_000,
+            batch_jobs=5_000,
+            latency_jobs=100,
+            idle_seconds=5.0,
+            scale_sizes=(10_000, 100_000),
+            scale_window=1_000,
+            monitor_jobs=300,
+            web_seconds=3.0,
+            repeats=1,
+            log_dir=log_dir,
+        )
     # tiny: the smoke test's size; proves the plumbing, measures nothing
-    return scenarios.Plan(drain_jobs=200, enqueue_jobs=50, batch_jobs=200, batch_sizes=(100,), arq_gather=50,
-                          latency_jobs=5, idle_seconds=1.0, scale_sizes=(2_000,), scale_window=100,
-                          scale_warmup=50, monitor_jobs=30, web_seconds=1.0, web_concurrency=5,
-                          repeats=1, log_dir=log_dir)
+    return scenarios.Plan(
+        drain_jobs=200,
+        enqueue_jobs=50,
+        batch_jobs=200,
+        batch_sizes=(100,),
+        arq_gather=50,
+        latency_jobs=5,
+        idle_seconds=1.0,
+        scale_sizes=(2_000,),
+        scale_window=100,
+        scale_warmup=50,
+        monitor_jobs=30,
+        web_seconds=1.0,
+        web_concurrency=5,
+        repeats=1,
+        log_dir=log_dir,
+    )
 
 
 def _version(dist: str) -> str:
@@ -71,10 +92,12 @@ def machine_facts() -> dict[str, Any]:
     except OSError:
         pass
     server = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, check=False).stdout
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                            check=False).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "scalr_queue"], cwd=ROOT, capture_output=True,
-                           text=True, check=False).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "scalr_queue"], cwd=ROOT, capture_output=True, text=True, check=False
+    ).stdout.strip()
     return {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "python": platform.python_version(),
@@ -122,11 +145,14 @@ def run(mode: str, only: list[str], systems: tuple[System, ...], out: Path | Non
             elif sc in ("drain1", "drain2", "idle_latency"):
                 for system in systems:
                     if sc == "idle_latency":
+
                         def fn(s: System = system) -> dict[str, Any]:
                             return scenarios.idle_and_latency(s, plan)
                     else:
+
                         def fn(s: System = system, p: int = int(sc[-1])) -> dict[str, Any]:
                             return scenarios.drain(s, plan, p)
+
                     res = _run_one(f"{sc} {system.key}", fn, errors)
                     if res:
                         raw[sc].setdefault(system.key, []).append(res)
@@ -139,8 +165,9 @@ def run(mode: str, only: list[str], systems: tuple[System, ...], out: Path | Non
     if "scale" in chosen:
         for size in plan.scale_sizes:
             for system in systems:
-                res = _run_one(f"scale {size} {system.key}", lambda s=system, n=size: scenarios.scale(s, plan, n),
-                               errors)
+                res = _run_one(
+                    f"scale {size} {system.key}", lambda s=system, n=size: scenarios.scale(s, plan, n), errors
+                )
                 if res:
                     raw["scale"].setdefault(system.key, {})[str(size)] = res
     if "web" in chosen:
@@ -159,14 +186,16 @@ def run(mode: str, only: list[str], systems: tuple[System, ...], out: Path | Non
         "mode": mode,
         "meta": machine_facts(),
         "plan": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(plan).items()},
-        "systems": {s.key: {"label": s.label, "producer": s.producer, "queue_key": s.queue_key,
-                            "poll_delay": s.poll_delay} for s in systems},
+        "systems": {
+            s.key: {"label": s.label, "producer": s.producer, "queue_key": s.queue_key, "poll_delay": s.poll_delay}
+            for s in systems
+        },
         "method": {
             "redis_counters": STATS_METHOD,
             "job_body": "bench.workers.noop: time.time(); RPUSH bench:lat delay (latency jobs only); "
-                        "INCRBY bench:done 1 — identical for every system, subtracted from Redis costs",
+            "INCRBY bench:done 1 — identical for every system, subtracted from Redis costs",
             "workers": "separate processes: vanilla arq via arq.worker.Worker (max_jobs=10, arq CLI logging); "
-                       "scalr_queue via python -m scalr_queue.worker bench.workers --concurrency 10",
+            "scalr_queue via python -m scalr_queue.worker bench.workers --concurrency 10",
             "done_detection": "the driver polls GET bench:done every 5 ms; those GETs are subtracted",
         },
         "wall_seconds": time.monotonic() - started,

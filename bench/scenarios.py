@@ -149,7 +149,7 @@ def idle_and_latency(system: System, plan: Plan) -> dict[str, Any]:
         w = Worker(system, server.url, plan.log_dir, tag="idle")
         try:
             client(system, server.url, "latency", 2, 0.0, 0.01)  # proves the worker is up and warm
-            time.sleep(1.0)
+            time.sleep(min(1.0, plan.idle_seconds))
             ov = measure_overhead(r)
             a = snapshot(r)
             cpu0 = w.cpu()
@@ -194,8 +194,9 @@ def scale(system: System, plan: Plan, size: int) -> dict[str, Any]:
             _, t = counter.wait_for(plan.scale_warmup, timeout=120, workers=[w])  # RSS: only while draining
             windows = []
             for i in range(1, plan.repeats + 1):
-                _, t2 = counter.wait_for(plan.scale_warmup + i * plan.scale_window, timeout=300,
-                                         workers=[w], on_tick=sample)
+                _, t2 = counter.wait_for(
+                    plan.scale_warmup + i * plan.scale_window, timeout=300, workers=[w], on_tick=sample
+                )
                 windows.append((t2 - t) / plan.scale_window * 1e6)
                 t = t2
         finally:

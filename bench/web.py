@@ -1,14 +1,185 @@
-"""Through the web stack: the template backend's enqueue route against its no-op route."""
+"""Through the web stack: the template backend's enqueue route against its no-op route.
+
+One ``uvicorn src.main:app`` process (from template-app/backend, no access log) on a free
+loopback port, a fresh Redis behind it, and a bounded load: ``wrk`` (one thread, C keep-alive
+connections, T seconds) when it is installed, else an httpx asyncio client with the same
+connections and duration. Routes alternate within each repeat; only 2xx answers count.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 from typing import Any
 
+import httpx
+
 from bench._systems import ROOT
+from scalr_queue._redis_server import RedisServer, free_port
+
+BACKEND = ROOT / "template-app" / "backend"
+ENQUEUE_PATH = "/invoices/{n}/send"
+NOOP_PATH = "/noop"
+
+_WRK_POST = """
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("POST", "/invoices/" .. n .. "/send")
+end
+"""
+
+
+def _wrk(port: int, method: str, seconds: float, conns: int) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(_WRK_POST if method == "POST" else "")
+        script = fh.name
+    try:
+        path = "/" if method == "POST" else NOOP_PATH
+        cmd = [
+            "wrk",
+            "-t1",
+            f"-c{conns}",
+            f"-d{max(1, round(seconds))}s",
+            "--latency",
+            "-s",
+            script,
+            f"http://127.0.0.1:{port}{path}",
+        ]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30, check=False).stdout
+    finally:
+        os.unlink(script)
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    secs_m = re.search(r"requests in ([\d.]+)(m?s)", out)
+    secs = float(secs_m.group(1)) / (1000 if secs_m.group(2) == "ms" else 1) if secs_m else seconds  # type: ignore[union-attr]
+    bad_m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errs_m = re.search(r"Socket errors: (.*)", out)
+    bad = int(bad_m.group(1)) if bad_m else 0
+    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+
+    def ms(m: re.Match[str] | None) -> float | None:
+        if not m:
+            return None
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+    return {
+        "tool": "wrk -t1",
+        "requests": total,
+        "non_2xx": bad,
+        "socket_errors": errs_m.group(1) if errs_m else "",
+        "seconds": secs,
+        "rps": (total - bad) / secs,
+        "p50_ms": ms(p50),
+        "p99_ms": ms(p99),
+    }
+
+
+async def _httpx(port: int, method: str, seconds: float, conns: int) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=conns, max_keepalive_connections=conns)
+    ok = bad = 0
+    n = 0
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=10) as c:
+        deadline = time.monotonic() + seconds
+
+        async def one() -> None:
+            nonlocal ok, bad, n
+            while time.monotonic() < deadline:
+                n += 1
+                r = await (c.post(ENQUEUE_PATH.format(n=n)) if method == "POST" else c.get(NOOP_PATH))
+                if 200 <= r.status_code < 300:
+                    ok += 1
+                else:
+                    bad += 1
+
+        t = time.monotonic()
+        await asyncio.gather(*(one() for _ in range(conns)))
+        secs = time.monotonic() - t
+    return {"tool": "httpx", "requests": ok + bad, "non_2xx": bad, "seconds": secs, "rps": ok / secs}
+
+
+def _load(port: int, method: str, seconds: float, conns: int) -> dict[str, Any]:
+    if shutil.which("wrk"):
+        return _wrk(port, method, seconds, conns)
+    return asyncio.run(_httpx(port, method, seconds, conns))
 
 
 def run(plan: Any) -> dict[str, Any]:
-    backend = ROOT / "template-app" / "backend"
-    if not (backend / "src" / "main.py").exists():
+    if not (BACKEND / "src" / "main.py").exists():
         return {"skipped": "template-app/backend/src/main.py does not exist yet"}
-    return {"skipped": "not implemented yet"}
+    port = free_port()
+    with RedisServer() as server:
+        env = dict(os.environ)
+        env.update(REDIS_URL=server.url, PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
+        log = Path(plan.log_dir) / "uvicorn.log"
+        with open(log, "wb") as fh:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "src.main:app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=BACKEND,
+                env=env,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}{NOOP_PATH}", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"uvicorn did not start: {log.read_text(errors='replace')[-1500:]}")
+                time.sleep(0.1)
+            check = httpx.post(f"http://127.0.0.1:{port}" + ENQUEUE_PATH.format(n=0), timeout=5)
+            if check.status_code != 202:
+                raise RuntimeError(f"enqueue route answered {check.status_code}: {check.text[:300]}")
+            reps: list[dict[str, Any]] = []
+            for _ in range(plan.repeats):
+                noop = _load(port, "GET", plan.web_seconds, plan.web_concurrency)
+                enq = _load(port, "POST", plan.web_seconds, plan.web_concurrency)
+                reps.append({"noop": noop, "enqueue": enq, "ratio": enq["rps"] / noop["rps"]})
+            queued = server and int(__import__("redis").Redis(port=server.port).zcard("arq:queue:default"))
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+    return {
+        "repeats": reps,
+        "jobs_queued_by_enqueue_route": queued,
+        "summary": {
+            "template": {
+                "noop_rps": statistics.median(r["noop"]["rps"] for r in reps),
+                "enqueue_rps": statistics.median(r["enqueue"]["rps"] for r in reps),
+                "ratio": statistics.median(r["ratio"] for r in reps),
+                "tool": reps[0]["noop"]["tool"],
+                "connections": plan.web_concurrency,
+                "seconds": plan.web_seconds,
+                "non_2xx": sum(r["noop"]["non_2xx"] + r["enqueue"]["non_2xx"] for r in reps),
+            }
+        },
+    }

@@ -1,0 +1,59 @@
+"""The benchmark runs end to end at a tiny size and writes a well-formed result (never a speed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_bench_tiny_run_writes_a_complete_result(tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCALR_QUEUE_", "REDIS_URL"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--tiny", "--systems", "arq-0.01", "scalr", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=80,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| scalr_queue |" in proc.stdout  # the markdown table went to stdout
+
+    result = json.loads(out.read_text())
+    assert result["errors"] == []
+    meta = result["meta"]
+    for key in ("python", "arq", "redis_py", "redis_server", "cores", "date"):
+        assert meta[key], key
+    assert set(result["systems"]) == {"arq-0.01", "scalr"}
+    s = result["summary"]
+    for system in ("arq-0.01", "scalr"):
+        assert s["drain1"][system]["jobs_per_s"] > 0
+        assert s["drain2"][system]["jobs_per_s"] > 0
+        assert s["drain1"][system]["commands_per_job"] > 0
+        assert s["drain1"][system]["bytes_per_queued_job"] > 0
+        idle = s["idle_latency"][system]
+        assert idle["latency_lost"] == 0
+        assert 0 < idle["p50_ms"] <= idle["p99_ms"] <= idle["max_ms"]
+        assert idle["idle_cpu_s_per_10s"] >= 0
+        assert s["monitor"][system]["worker"]["commands_per_job"] > 0
+        (scale,) = s["scale"][system].values()
+        assert scale["us_per_job_median"] > 0 and scale["rss_mb_max"] > 0
+    for producer in ("arq-producer", "scalr-producer"):
+        enq = s["enqueue"][producer]
+        assert enq["sequential"]["jobs_per_s"] > 0
+        assert enq["sequential"]["commands_per_job"] > 0
+    # every repeat is kept, not only the medians
+    assert len(result["repeats"]["drain1"]["scalr"]) == result["plan"]["repeats"] == 1
+    web = s["web"]
+    assert "skipped" in web or web["template"]["noop_rps"] > 0
