@@ -10,10 +10,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import yaml
+
+from scalr_queue.testing import RedisServer, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template-app"
@@ -159,3 +163,64 @@ def base_env(redis_url: str, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def backend_argv(port: int) -> list[str]:
+    """The Dockerfile's CMD, run with this interpreter and on a loopback test port."""
+    cmd = dockerfile_cmd()
+    assert cmd[0] == "uvicorn"
+    argv = [sys.executable, "-m", *cmd]
+    argv[argv.index("--host") + 1] = "127.0.0.1"
+    argv[argv.index("--port") + 1] = str(port)
+    return argv
+
+
+def worker_argv() -> list[str]:
+    """The compose file's worker command, run with this interpreter."""
+    cmd = compose_worker_command()
+    assert cmd[0] == "python"
+    return [sys.executable, *cmd[1:]]
+
+
+@dataclass
+class Stack:
+    redis: RedisServer
+    log_dir: Path
+    env: dict[str, str]
+    procs: list[Proc] = field(default_factory=list)
+    base_url: str = ""
+    http: httpx.Client | None = None
+
+    def start_backend(self) -> Proc:
+        port = free_port()
+        proc = Proc("backend", backend_argv(port), BACKEND, self.env, self.log_dir)
+        self.procs.append(proc)
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.http = httpx.Client(base_url=self.base_url, timeout=10)
+        http = self.http
+
+        def up() -> bool:
+            assert proc.alive(), f"backend exited:\n{proc.log()[-3000:]}"
+            return http.get("/noop").status_code == 200
+
+        wait_until(up, 30, "the backend to answer /noop")
+        return proc
+
+    def start_worker(self) -> Proc:
+        proc = Proc("worker", worker_argv(), BACKEND, self.env, self.log_dir)
+        self.procs.append(proc)
+        return proc
+
+    def client(self) -> httpx.Client:
+        assert self.http is not None, "start_backend() first"
+        return self.http
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name} ---\n{p.log()[-4000:]}" for p in self.procs)
+
+    def close(self) -> None:
+        if self.http is not None:
+            self.http.close()
+        for proc in reversed(self.procs):
+            proc.stop()
+        self.redis.close()

@@ -131,9 +131,7 @@ def test_every_copy_source_exists_and_passes_the_dockerignore() -> None:
         parts = [p for p in args.split() if not p.startswith("--")]
         for source in parts[:-1]:
             assert (REPO / source).exists(), f"COPY {source}: not in the build context (repo root)"
-            assert any(source == a or source.startswith(a + "/") for a in allowed), (
-                f"{source} is dockerignored"
-            )
+            assert any(source == a or source.startswith(a + "/") for a in allowed), f"{source} is dockerignored"
 
 
 def test_dockerfile_cmd_serves_the_app_without_reload() -> None:

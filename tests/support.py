@@ -1,0 +1,67 @@
+"""Test helpers: deadlines instead of sleeps, workers in-process or as real subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from scalr_queue._loader import WorkerConfig
+from scalr_queue._settings import load_settings
+from scalr_queue._tasks import build_task_map
+from scalr_queue._worker import ScalrWorker
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def wait_until(predicate: Callable[[], Awaitable[bool]] | Callable[[], bool], timeout: float = 10.0,  # noqa: ASYNC109
+                     interval: float = 0.02, what: str = "condition") -> None:
+    """Poll with a deadline instead of sleeping."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def running_worker(tasks: list[Any], *, queue: str | None = None, concurrency: int | None = None,
+                         **config: Any) -> AsyncIterator[ScalrWorker]:
+    """A ScalrWorker in this event loop, stopped (drained) on exit."""
+    settings = load_settings()
+    cfg = WorkerConfig(module=config.pop("module", "tests"), tasks=build_task_map(tasks), **config)
+    worker = ScalrWorker(cfg, settings, queue=queue, concurrency=concurrency, handle_signals=False)
+    task = asyncio.get_running_loop().create_task(worker.run_async())
+    try:
+        await wait_until(lambda: task.done() or bool(worker.ctx.get("redis")), what="worker start")
+        if task.done():
+            task.result()
+        yield worker
+    finally:
+        worker.request_stop()
+        await asyncio.wait_for(task, 30)
+
+
+def spawn_worker(module: str, cwd: Path, *args: str, env: dict[str, str] | None = None,
+                 stdout: Any = subprocess.PIPE) -> subprocess.Popen[str]:
+    """``python -m scalr_queue.worker`` as a real process."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "scalr_queue.worker", module, *args], cwd=cwd, env=full_env,
+                            stdout=stdout, stderr=subprocess.STDOUT, text=True)
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+            timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "scalr_queue.cli", *args], cwd=cwd or ROOT,
+                          env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,94 @@
+"""template-app end to end: real redis-server, uvicorn and worker processes, real HTTP."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from template_support import Stack, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
+
+
+def job_state(stack: Stack, job_id: str) -> dict:
+    response = stack.client().get(f"/jobs/{job_id}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_invoice_email_job_runs_to_complete_through_the_worker(stack: Stack) -> None:
+    stack.start_backend()
+    stack.start_worker()
+    http = stack.client()
+
+    response = http.post("/invoices/42/send")
+    assert response.status_code == 202, response.text
+    job_id = response.json()["job_id"]
+
+    done = wait_until(
+        lambda: (s := job_state(stack, job_id))["status"] == "complete" and s, 30, f"job {job_id} to complete"
+    )
+    assert done["result"] == {"invoice_id": 42, "sent_to": "customer-42@example.com"}, stack.logs()
+    assert done["tries"] == 1
+    assert done["task"] == "send_invoice_email"
+    assert done["error"] is None
+
+    # the worker logged the job id and the try, and /healthz saw it alive
+    wait_until(lambda: f"job {job_id}, try 1" in stack.procs[1].log(), 10, "the task's log line")
+    health = wait_until(lambda: (h := http.get("/healthz").json())["worker_seen"] and h, 15, "a live worker")
+    assert health["redis"] == "ok" and health["workers"] == 1
+
+    assert http.get("/jobs/not-a-job").status_code == 404
+
+
+def test_failing_task_retries_then_lands_in_the_failed_set(stack: Stack) -> None:
+    stack.start_backend()
+    worker = stack.start_worker()
+    http = stack.client()
+
+    job_id = http.post("/invoices/-7/send").json()["job_id"]
+    failed = wait_until(
+        lambda: (s := job_state(stack, job_id))["status"] == "failed" and s, 30, f"job {job_id} to fail"
+    )
+    assert failed["tries"] == 3, stack.logs()  # SCALR_QUEUE_MAX_TRIES=3
+    assert failed["error"]["type"] == "ConnectionRefusedError"
+    assert "invoice -7" in failed["error"]["message"]
+    for attempt in (1, 2, 3):
+        assert f"job {job_id}, try {attempt})" in worker.log()
+
+    cli = subprocess.run(
+        [sys.executable, "-m", "scalr_queue.cli", "failed", "list", "--json"],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert cli.returncode == 0, cli.stderr
+    (entry,) = [j for j in json.loads(cli.stdout) if j["job_id"] == job_id]
+    assert entry["task"] == "send_invoice_email"
+    assert entry["kwargs"] == {"invoice_id": -7}
+    assert entry["tries"] == 3
+    assert entry["error_type"] == "ConnectionRefusedError"
+
+
+def test_enqueue_answers_503_while_redis_is_down_and_recovers_by_itself(stack: Stack) -> None:
+    stack.start_backend()
+    http = stack.client()
+    assert http.post("/invoices/1/send").status_code == 202
+
+    stack.redis.stop()
+    started = time.monotonic()
+    down = http.post("/invoices/2/send")
+    elapsed = time.monotonic() - started
+    assert down.status_code == 503, down.text
+    assert down.json()["error"] == "queue_unavailable"
+    assert elapsed < 2.5, f"503 took {elapsed:.2f}s"
+    assert http.get("/healthz").status_code == 503
+
+    stack.redis.start()  # same port, same URL
+    wait_until(lambda: http.post("/invoices/3/send").status_code == 202, 15, "enqueue to work again")
+    assert http.get("/healthz").status_code == 200
+    assert stack.procs[0].alive()
