@@ -23,7 +23,7 @@ redis_answers() {
 export APP REDIS_PORT BACKEND_PORT
 export REDIS_URL="redis://127.0.0.1:${REDIS_PORT}/0"
 export SCALR_QUEUE_TASKS="${SCALR_QUEUE_TASKS:-src.worker}"
-export PATH="$PWD/$VENV/bin:$PATH"
+export PATH="$(cd "$VENV" && pwd)/bin:$PATH"
 export PYTHONUNBUFFERED=1
 mkdir -p .run/redis
 

@@ -83,7 +83,12 @@ def test_make_dev_runs_redis_backend_and_worker_and_ctrl_c_stops_them(tmp_path: 
     base = f"http://127.0.0.1:{backend_port}"
     try:
         with httpx.Client(base_url=base, timeout=5) as http:
-            wait_until(lambda: http.get("/noop").status_code == 200, 60, "make dev's backend")
+
+            def backend_up() -> bool:
+                assert dev.alive(), dev.log()[-3000:]
+                return http.get("/noop").status_code == 200
+
+            wait_until(backend_up, 60, "make dev's backend")
             banner = dev.log()
             assert f"curl -s -X POST {base}/invoices/42/send" in banner
             job_id = http.post("/invoices/42/send").json()["job_id"]

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 import scalr_queue
-from scalr_queue._redis_server import RedisServer
+from scalr_queue.testing import RedisServer
 
 BACKEND_DIR = Path(__file__).resolve().parents[1]
 

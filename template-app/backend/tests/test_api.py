@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 import scalr_queue
-from scalr_queue._redis_server import free_port
+from scalr_queue.testing import free_port
 
 BACKEND_DIR = Path(__file__).resolve().parents[1]
 
