@@ -171,13 +171,13 @@ class QueueClient:
         spec = self.spec(name)
         return spec.convert_result(value) if spec is not None else value
 
-    async def _published(self, queue: str) -> dict[str, TaskSignature]:
+    async def _published(self, queue: str, task: str) -> dict[str, TaskSignature]:
         now = time.monotonic()
         cached = self._registry.get(queue)
         if cached is not None and cached[0] > now:
             return cached[1]
         redis = await self.redis()
-        workers = await self.run(live_workers(redis, queue), "enqueue")
+        workers = await self.run(live_workers(redis, queue), f"enqueue {task!r}")
         merged: dict[str, TaskSignature] = {}
         for worker in workers:
             merged.update(worker.tasks)
@@ -201,7 +201,7 @@ class QueueClient:
             if not args:
                 known.check_call(kwargs)
             return task
-        published = await self._published(queue)
+        published = await self._published(queue, task)
         if not published:
             return task
         sig = published.get(task)

@@ -97,7 +97,9 @@ def dumps(value: Any) -> bytes:
     try:
         data = orjson.dumps(value, default=_default, option=_DUMPS_OPTS)
     except orjson.JSONEncodeError as exc:
-        raise TypeError(str(exc).removeprefix("Type is not JSON serializable: ")) from None
+        cause = exc.__cause__ or exc.__context__
+        reason = str(cause) if isinstance(cause, TypeError) and str(cause) else str(exc)
+        raise TypeError(reason.removeprefix("Type is not JSON serializable: ")) from None
     # orjson writes NaN/Infinity as null: refuse rather than change the value silently
     if b"null" in data and _has_non_finite(value):
         raise TypeError("NaN and Infinity have no JSON form")

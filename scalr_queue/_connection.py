@@ -106,10 +106,13 @@ def create_redis(settings: Settings, *, blocking: bool = False) -> ScalrRedis:
     kwargs: dict[str, Any] = {
         "socket_connect_timeout": settings.redis_timeout,
         "socket_timeout": None if blocking else settings.redis_timeout,
-        "retry": Retry(NoBackoff(), 1),
+        "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         "retry_on_error": [RedisConnectionError],
         "health_check_interval": 0 if blocking else 30,
         "socket_keepalive": True,
+        # no CLIENT SETINFO handshake: against a hung server each of its reads waits out the timeout
+        "lib_name": None,
+        "lib_version": None,
     }
     if settings.redis_url.startswith("rediss://"):
         kwargs["ssl_cert_reqs"] = settings.tls_cert_reqs
@@ -134,7 +137,10 @@ def unavailable(exc: BaseException, settings: Settings, doing: str) -> QueueUnav
     elif isinstance(exc, RedisTimeoutError | asyncio.TimeoutError | TimeoutError):
         why = f"Redis did not answer within {settings.redis_timeout:g}s"
     elif isinstance(exc, RedisConnectionError | OSError):
-        why = f"cannot connect to Redis ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "Error 111" in text or "Connect call failed" in text:
+            text = "connection refused: is redis-server running and REDIS_URL right?"
+        why = f"cannot connect to Redis ({text})"
     else:
         why = f"Redis error: {type(exc).__name__}: {exc}"
     return QueueUnavailableError(f"{doing} failed: {why} [{where}]")

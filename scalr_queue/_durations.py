@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_PATTERN = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ms|s|m|h|d)?\s*$")
+_PATTERN = re.compile(r"^\s*([+-]?[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ms|s|m|h|d)?\s*$")
 DURATION_HELP = "a duration in seconds (2.5) or with a unit (250ms, 10s, 5m, 1h)"
 
 
