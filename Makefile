@@ -39,10 +39,11 @@ test: bootstrap ## Bootstrap, then ruff, ruff format --check, mypy and pytest (w
 	@$(MAKE) --no-print-directory lint
 	$(PY) -m pytest -q
 
-lint: bootstrap ## ruff check, ruff format --check and mypy
+lint: bootstrap ## ruff check, ruff format --check, mypy (scalr_queue, and the template's backend)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check $(FMT_PATHS)
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy template-app/backend/src
 
 fmt: bootstrap ## Format the code and apply ruff's safe fixes
 	$(VENV)/bin/ruff format $(FMT_PATHS)
