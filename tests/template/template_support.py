@@ -104,6 +104,21 @@ def load_compose(path: Path, *, uncomment_worker: bool = False) -> dict[str, Any
     return data
 
 
+def dockerfile_healthcheck(port: int) -> list[str]:
+    """The image's HEALTHCHECK command, pointed at a test port instead of 8000."""
+    (check,) = [args for kw, args in dockerfile_instructions(TEMPLATE / "Dockerfile") if kw == "HEALTHCHECK"]
+    argv = exec_form(check.partition(" CMD ")[2])
+    assert argv[0] == "python"
+    return [sys.executable, *[a.replace("127.0.0.1:8000/", f"127.0.0.1:{port}/") for a in argv[1:]]]
+
+
+def compose_worker_healthcheck() -> list[str]:
+    compose = load_compose(TEMPLATE / "docker-compose.yml", uncomment_worker=True)
+    test = compose["services"]["worker"]["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "python"]
+    return [sys.executable, *test[2:]]
+
+
 def compose_worker_command() -> list[str]:
     compose = load_compose(TEMPLATE / "docker-compose.yml", uncomment_worker=True)
     command = compose["services"]["worker"]["command"]
@@ -189,12 +204,14 @@ class Stack:
     env: dict[str, str]
     procs: list[Proc] = field(default_factory=list)
     base_url: str = ""
+    port: int = 0
     http: httpx.Client | None = None
 
     def start_backend(self) -> Proc:
         port = free_port()
         proc = Proc("backend", backend_argv(port), BACKEND, self.env, self.log_dir)
         self.procs.append(proc)
+        self.port = port
         self.base_url = f"http://127.0.0.1:{port}"
         self.http = httpx.Client(base_url=self.base_url, timeout=10)
         http = self.http

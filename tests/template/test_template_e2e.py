@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from template_support import Stack, wait_until
+from template_support import BACKEND, Stack, compose_worker_healthcheck, dockerfile_healthcheck, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
@@ -17,6 +17,10 @@ def job_state(stack: Stack, job_id: str) -> dict:
     response = stack.client().get(f"/jobs/{job_id}")
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def healthcheck(stack: Stack, argv: list[str]) -> int:
+    return subprocess.run(argv, cwd=BACKEND, env=stack.env, capture_output=True, timeout=30).returncode
 
 
 def test_invoice_email_job_runs_to_complete_through_the_worker(stack: Stack) -> None:
@@ -42,6 +46,10 @@ def test_invoice_email_job_runs_to_complete_through_the_worker(stack: Stack) -> 
     assert health["redis"] == "ok" and health["workers"] == 1
 
     assert http.get("/jobs/not-a-job").status_code == 404
+
+    # the healthchecks Docker would run: the image's (backend) and the compose worker's --check
+    assert healthcheck(stack, dockerfile_healthcheck(stack.port)) == 0
+    assert healthcheck(stack, compose_worker_healthcheck()) == 0
 
 
 def test_failing_task_retries_then_lands_in_the_failed_set(stack: Stack) -> None:
@@ -87,6 +95,7 @@ def test_enqueue_answers_503_while_redis_is_down_and_recovers_by_itself(stack: S
     assert down.json()["error"] == "queue_unavailable"
     assert elapsed < 2.5, f"503 took {elapsed:.2f}s"
     assert http.get("/healthz").status_code == 503
+    assert healthcheck(stack, dockerfile_healthcheck(stack.port)) == 1
 
     stack.redis.start()  # same port, same URL
     wait_until(lambda: http.post("/invoices/3/send").status_code == 202, 15, "enqueue to work again")
