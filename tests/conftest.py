@@ -81,5 +81,3 @@ def worker_module(tmp_path: Path) -> Callable[[str, str], Path]:
         return tmp_path
 
     return write
-
-

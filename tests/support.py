@@ -20,8 +20,12 @@ from scalr_queue._worker import ScalrWorker
 ROOT = Path(__file__).resolve().parent.parent
 
 
-async def wait_until(predicate: Callable[[], Awaitable[bool]] | Callable[[], bool], timeout: float = 10.0,  # noqa: ASYNC109
-                     interval: float = 0.02, what: str = "condition") -> None:
+async def wait_until(
+    predicate: Callable[[], Awaitable[bool]] | Callable[[], bool],
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    what: str = "condition",
+) -> None:
     """Poll with a deadline instead of sleeping."""
     deadline = time.monotonic() + timeout
     while True:
@@ -36,8 +40,9 @@ async def wait_until(predicate: Callable[[], Awaitable[bool]] | Callable[[], boo
 
 
 @contextlib.asynccontextmanager
-async def running_worker(tasks: list[Any], *, queue: str | None = None, concurrency: int | None = None,
-                         **config: Any) -> AsyncIterator[ScalrWorker]:
+async def running_worker(
+    tasks: list[Any], *, queue: str | None = None, concurrency: int | None = None, **config: Any
+) -> AsyncIterator[ScalrWorker]:
     """A ScalrWorker in this event loop, stopped (drained) on exit."""
     settings = load_settings()
     cfg = WorkerConfig(module=config.pop("module", "tests"), tasks=build_task_map(tasks), **config)
@@ -53,15 +58,29 @@ async def running_worker(tasks: list[Any], *, queue: str | None = None, concurre
         await asyncio.wait_for(task, 30)
 
 
-def spawn_worker(module: str, cwd: Path, *args: str, env: dict[str, str] | None = None,
-                 stdout: Any = subprocess.PIPE) -> subprocess.Popen[str]:
+def spawn_worker(
+    module: str, cwd: Path, *args: str, env: dict[str, str] | None = None, stdout: Any = subprocess.PIPE
+) -> subprocess.Popen[str]:
     """``python -m scalr_queue.worker`` as a real process."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "scalr_queue.worker", module, *args], cwd=cwd, env=full_env,
-                            stdout=stdout, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "scalr_queue.worker", module, *args],
+        cwd=cwd,
+        env=full_env,
+        stdout=stdout,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-            timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "scalr_queue.cli", *args], cwd=cwd or ROOT,
-                          env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "scalr_queue.cli", *args],
+        cwd=cwd or ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

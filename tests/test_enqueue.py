@@ -184,8 +184,9 @@ async def test_enqueue_to_a_redis_that_never_answers_gives_up_within_the_timeout
         await scalr_queue.close()
 
 
-async def test_wrong_password_is_a_clear_error(redis_server: object, set_env: Callable[..., None],
-                                               redis: Redis) -> None:
+async def test_wrong_password_is_a_clear_error(
+    redis_server: object, set_env: Callable[..., None], redis: Redis
+) -> None:
     await redis.execute_command("ACL", "SETUSER", "app", "on", ">rightpass", "~*", "&*", "+@all")
     port = redis_server.port  # type: ignore[attr-defined]
     set_env(REDIS_URL=f"redis://app:wrongpass@127.0.0.1:{port}/0")

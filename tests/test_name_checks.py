@@ -29,8 +29,7 @@ tasks = [send_invoice_email, nightly_report]
 
 
 @pytest.fixture
-def strict(worker_module: Callable[..., Path], monkeypatch: pytest.MonkeyPatch,
-           set_env: Callable[..., None]) -> Path:
+def strict(worker_module: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, set_env: Callable[..., None]) -> Path:
     cwd = worker_module(WORKER_SOURCE, name="shop_worker")
     monkeypatch.syspath_prepend(str(cwd))
     set_env(SCALR_QUEUE_TASKS="shop_worker")
@@ -85,8 +84,10 @@ async def test_without_strict_mode_live_workers_signatures_are_checked(
         with caplog.at_level(logging.WARNING, logger="scalr_queue"):
             job = await scalr_queue.enqueue("registered_tsk", order_id=1, _defer_by=3600)
         assert job.created
-        assert "no live worker on queue 'default' knows task 'registered_tsk' (did you mean 'registered_task'?)" \
+        assert (
+            "no live worker on queue 'default' knows task 'registered_tsk' (did you mean 'registered_task'?)"
             in caplog.text
+        )
 
 
 def test_check_names_cli_lists_missing_names(worker_module: Callable[..., Path]) -> None:

@@ -36,22 +36,36 @@ class Customer(BaseModel):
 SEEN: dict[str, Any] = {}
 
 
-async def typed(ctx: dict[str, Any], when: datetime, day: date, ref: uuid.UUID, amount: Decimal, tier: Tier,
-                customer: Customer, wait: timedelta, tags: set[str]) -> Customer:
+async def typed(
+    ctx: dict[str, Any],
+    when: datetime,
+    day: date,
+    ref: uuid.UUID,
+    amount: Decimal,
+    tier: Tier,
+    customer: Customer,
+    wait: timedelta,
+    tags: set[str],
+) -> Customer:
     SEEN.update(when=when, day=day, ref=ref, amount=amount, tier=tier, customer=customer, wait=wait, tags=tags)
     return customer.model_copy(update={"name": customer.name.upper()})
 
 
 async def test_rich_types_round_trip_through_annotations(redis: Redis) -> None:
     values = dict(
-        when=datetime(2026, 11, 25, 9, 30, tzinfo=UTC), day=date(2026, 11, 25), ref=uuid.uuid4(),
-        amount=Decimal("12.30"), tier=Tier.GOLD, customer=Customer(id=1, name="ada", since=date(2020, 1, 2)),
-        wait=timedelta(seconds=90), tags={"a", "b"},
+        when=datetime(2026, 11, 25, 9, 30, tzinfo=UTC),
+        day=date(2026, 11, 25),
+        ref=uuid.uuid4(),
+        amount=Decimal("12.30"),
+        tier=Tier.GOLD,
+        customer=Customer(id=1, name="ada", since=date(2020, 1, 2)),
+        wait=timedelta(seconds=90),
+        tags={"a", "b"},
     )
     async with running_worker([typed]):
         job = await scalr_queue.enqueue(typed, **values)
         result = await job.result(timeout=5)
-    assert SEEN == values
+    assert values == SEEN
     assert isinstance(SEEN["amount"], Decimal) and str(SEEN["amount"]) == "12.30"
     # the caller passed the function, so the result comes back as the annotated model
     assert result == Customer(id=1, name="ADA", since=date(2020, 1, 2))
@@ -108,9 +122,7 @@ class Evil:
         (b'{"f": "victim", "k": [1]}', "wrong shape"),
     ],
 )
-async def test_foreign_payload_is_never_executed_and_lands_in_failed_set(
-    redis: Redis, raw: bytes, reason: str
-) -> None:
+async def test_foreign_payload_is_never_executed_and_lands_in_failed_set(redis: Redis, raw: bytes, reason: str) -> None:
     EXECUTED.clear()
     await redis.set("arq:job:hostile", raw)
     await redis.zadd("arq:queue:default", {"hostile": 1})
@@ -119,7 +131,7 @@ async def test_foreign_payload_is_never_executed_and_lands_in_failed_set(
         ok = await scalr_queue.enqueue("victim")
         await ok.result(timeout=5)  # the worker keeps running after refusing the payload
         failed = await scalr_queue.get_client().failed.get("hostile")
-    assert EXECUTED == [ok.job_id]
+    assert [ok.job_id] == EXECUTED
     assert reason in failed.reason and failed.error_type == "BadPayload"
     assert not failed.retriable
     assert worker.jobs_failed == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -33,7 +34,7 @@ async def test_any_exception_retries_with_exponential_backoff(redis: Redis, set_
         with pytest.raises(JobFailedError, match="smtp down"):
             await job.result(timeout=15)
     assert [t for t, _ in ATTEMPTS] == [1, 2, 3, 4, 5]
-    gaps = [b - a for (_, a), (_, b) in zip(ATTEMPTS, ATTEMPTS[1:], strict=False)]
+    gaps = [b - a for (_, a), (_, b) in itertools.pairwise(ATTEMPTS)]
     for gap, expected in zip(gaps, [0.1, 0.2, 0.4, 0.8], strict=True):
         assert expected * 0.85 <= gap <= expected * 1.1 + 0.15, (gaps, expected)
     failed = await scalr_queue.get_client().failed.get(job.job_id)
@@ -112,7 +113,7 @@ async def test_arq_retry_with_defer_keeps_working(redis: Redis) -> None:
         job = await scalr_queue.enqueue("wants_retry")
         assert await job.result(timeout=10) == "third time lucky"
     assert [t for t, _ in ATTEMPTS] == [1, 2, 3]
-    assert all(b - a >= 0.28 for (_, a), (_, b) in zip(ATTEMPTS, ATTEMPTS[1:], strict=False))
+    assert all(b - a >= 0.28 for (_, a), (_, b) in itertools.pairwise(ATTEMPTS))
 
 
 async def test_per_task_max_tries_overrides_the_default(redis: Redis) -> None:

@@ -9,7 +9,6 @@ import pytest
 
 from scalr_queue import ConfigurationError
 from scalr_queue._settings import load_settings, mask_url
-
 from tests.support import spawn_worker
 
 
@@ -17,12 +16,19 @@ def test_defaults_match_the_platform_page(set_env: Callable[..., None]) -> None:
     set_env(REDIS_URL=None)
     s = load_settings()
     assert (s.redis_url, s.concurrency, s.job_timeout, s.max_tries, s.retry_delay, s.keep_result) == (
-        "redis://localhost:6379/0", 10, 300.0, 5, 1.0, 3600.0)
+        "redis://localhost:6379/0",
+        10,
+        300.0,
+        5,
+        1.0,
+        3600.0,
+    )
     assert s.queue_name == "default"
 
 
-@pytest.mark.parametrize(("raw", "seconds"), [("2.5", 2.5), ("250ms", 0.25), ("10s", 10.0), ("5m", 300.0),
-                                              ("1h", 3600.0), ("3", 3.0)])
+@pytest.mark.parametrize(
+    ("raw", "seconds"), [("2.5", 2.5), ("250ms", 0.25), ("10s", 10.0), ("5m", 300.0), ("1h", 3600.0), ("3", 3.0)]
+)
 def test_durations_accept_seconds_and_suffixes(set_env: Callable[..., None], raw: str, seconds: float) -> None:
     set_env(SCALR_QUEUE_JOB_TIMEOUT=raw)
     assert load_settings().job_timeout == seconds
@@ -75,8 +81,9 @@ def test_password_is_masked_in_errors_and_descriptions(set_env: Callable[..., No
 
 def test_worker_exits_2_with_one_line_on_a_bad_setting(worker_module: Callable[..., Path]) -> None:
     cwd = worker_module("async def t(ctx):\n    pass\ntasks = [t]\n")
-    proc = spawn_worker("jobs_mod", cwd, env={"SCALR_QUEUE_CONCURRENCY": "ten",
-                                             "REDIS_URL": "redis://u:topsecret@127.0.0.1:1/0"})
+    proc = spawn_worker(
+        "jobs_mod", cwd, env={"SCALR_QUEUE_CONCURRENCY": "ten", "REDIS_URL": "redis://u:topsecret@127.0.0.1:1/0"}
+    )
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert out.strip().splitlines() == [

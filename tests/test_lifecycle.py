@@ -1,0 +1,246 @@
+"""Shutdown, crashes, leases, rolling deploys, wake-ups and old backlogs: nothing lost, nothing stolen."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+import scalr_queue
+from scalr_queue import JobStatus
+from tests.support import running_worker, spawn_worker, wait_until
+
+SLOW_MODULE = """
+import asyncio, time
+
+async def slow(ctx, secs: float) -> str:
+    r = ctx["redis"]
+    await r.rpush("starts", f"{ctx['job_try']}:{time.time()}")
+    if not await r.get("fast"):
+        await asyncio.sleep(secs)
+    await r.rpush("done", ctx["job_id"])
+    return "finished"
+
+tasks = [slow]
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def started(redis: Redis, n: int = 1) -> bool:
+    return int(await redis.llen("starts")) >= n
+
+
+async def test_sigterm_lets_running_jobs_finish_within_the_grace(
+    redis: Redis, worker_module: Callable[..., Path], set_env: Callable[..., None]
+) -> None:
+    set_env(SCALR_QUEUE_SHUTDOWN_GRACE="10s")
+    proc = spawn_worker("jobs_mod", worker_module(SLOW_MODULE))
+    try:
+        job = await scalr_queue.enqueue("slow", secs=1.0)
+        await wait_until(lambda: started(redis), what="job start")
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert time.monotonic() - sent >= 0.5, "the worker waited for the running job"
+    assert await redis.lrange("done", 0, -1) == [job.job_id.encode()]
+    assert await job.status() is JobStatus.COMPLETE
+    assert "shutdown on SIGTERM" in out
+
+
+async def test_jobs_cancelled_after_the_grace_go_back_uncounted_and_run_again(
+    redis: Redis, worker_module: Callable[..., Path], set_env: Callable[..., None]
+) -> None:
+    set_env(SCALR_QUEUE_SHUTDOWN_GRACE="300ms")
+    cwd = worker_module(SLOW_MODULE)
+    proc = spawn_worker("jobs_mod", cwd)
+    job = await scalr_queue.enqueue("slow", secs=60)
+    await wait_until(lambda: started(redis), what="job start")
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "cancelled by shutdown: back on the queue, not counted as a try" in out
+    assert await job.status() is JobStatus.QUEUED
+    assert not await redis.exists(f"arq:retry:{job.job_id}"), "the cancelled attempt is not counted"
+    assert await scalr_queue.get_client().failed.count() == 0
+    await redis.set("fast", 1)
+    proc2 = spawn_worker("jobs_mod", cwd, "--burst")
+    out2, _ = proc2.communicate(timeout=30)
+    assert proc2.returncode == 0, out2
+    assert [s.split(b":")[0] for s in await redis.lrange("starts", 0, -1)] == [b"1", b"1"]
+    assert await job.result(timeout=1) == "finished"
+
+
+async def test_sigkilled_workers_jobs_are_redelivered_within_about_one_lease(
+    redis: Redis, worker_module: Callable[..., Path], set_env: Callable[..., None]
+) -> None:
+    set_env(SCALR_QUEUE_LEASE="1s", SCALR_QUEUE_JOB_TIMEOUT="1h")
+    cwd = worker_module(SLOW_MODULE)
+    victim = spawn_worker("jobs_mod", cwd)
+    rescuer = spawn_worker("jobs_mod", cwd)
+    try:
+        job = await scalr_queue.enqueue("slow", secs=3600)
+        await wait_until(lambda: started(redis), what="job start")
+        first = (await redis.lrange("starts", 0, -1))[0]
+        owner = (await redis.get(f"arq:in-progress:{job.job_id}")).decode()
+        killed = victim if owner.split(":")[1] == str(victim.pid) else rescuer
+        survivor = rescuer if killed is victim else victim
+        await redis.set("fast", 1)
+        killed.kill()
+        killed.communicate(timeout=10)
+        t_kill = time.time()
+        await wait_until(lambda: started(redis, 2), timeout=10, what="redelivery")
+        second = (await redis.lrange("starts", 0, -1))[1]
+        redelivered_after = float(second.split(b":")[1]) - t_kill
+        assert redelivered_after < 1.0 + 1.5, f"redelivered {redelivered_after:.2f}s after the kill"
+        assert first.startswith(b"1:") and second.startswith(b"2:"), "a crash counts as a try"
+        assert await job.result(timeout=10) == "finished"
+    finally:
+        for proc in (victim, rescuer):
+            if proc.poll() is None:
+                proc.terminate()
+                proc.communicate(timeout=30)
+    assert survivor.returncode == 0
+
+
+LONG_RUNS: list[str] = []
+
+
+async def long_job(ctx: dict[str, Any]) -> str:
+    LONG_RUNS.append(ctx["worker_id"])
+    await asyncio.sleep(2.5)
+    return "done once"
+
+
+async def test_a_live_workers_lease_is_renewed_so_a_long_job_is_never_stolen(
+    redis: Redis, set_env: Callable[..., None]
+) -> None:
+    set_env(SCALR_QUEUE_LEASE="600ms", SCALR_QUEUE_POLL_INTERVAL="100ms")
+    LONG_RUNS.clear()
+    async with running_worker([long_job]), running_worker([long_job]):
+        job = await scalr_queue.enqueue("long_job")
+        assert await job.result(timeout=10) == "done once"
+    assert len(LONG_RUNS) == 1
+
+
+SEEN: list[tuple[str, int]] = []
+
+
+async def old_task(ctx: dict[str, Any]) -> None:
+    SEEN.append(("old_task", ctx["job_try"]))
+
+
+async def new_task(ctx: dict[str, Any]) -> None:
+    SEEN.append(("new_task", ctx["job_try"]))
+
+
+async def test_unknown_task_is_put_back_for_a_newer_worker_not_failed(
+    redis: Redis, set_env: Callable[..., None]
+) -> None:
+    set_env(SCALR_QUEUE_UNKNOWN_TASK_DELAY="200ms")
+    SEEN.clear()
+    async with running_worker([old_task]):
+        job = await scalr_queue.enqueue("new_task")
+        await wait_until(lambda: redis.exists(f"arq:job:{job.job_id}"), what="queued")
+        await asyncio.sleep(0.5)  # the old worker sees it and puts it back (at least twice)
+        assert await job.status() in (JobStatus.DEFERRED, JobStatus.QUEUED)
+        async with running_worker([old_task, new_task]):
+            await job.result(timeout=5)
+    assert SEEN == [("new_task", 1)], "put-backs are not counted as tries"
+    assert await scalr_queue.get_client().failed.count() == 0
+
+
+async def test_unknown_task_fails_after_the_configured_bound(redis: Redis, set_env: Callable[..., None]) -> None:
+    set_env(SCALR_QUEUE_UNKNOWN_TASK_DELAY="100ms", SCALR_QUEUE_UNKNOWN_TASK_MAX_AGE="500ms")
+    async with running_worker([old_task]):
+        job = await scalr_queue.enqueue("old_tsk")
+        await wait_until(lambda: redis.zscore("scalr:failed:default", job.job_id), timeout=5, what="failed")
+    failed = await scalr_queue.get_client().failed.get(job.job_id)
+    assert failed.error_type == "UnknownTask"
+    assert "no worker knows task 'old_tsk' (did you mean 'old_task'?)" in failed.reason
+    assert failed.retriable
+
+
+async def stamp(ctx: dict[str, Any]) -> None:
+    await ctx["redis"].rpush("picked", time.time())
+
+
+async def test_an_idle_worker_starts_new_work_within_milliseconds_not_a_poll(
+    redis: Redis, set_env: Callable[..., None]
+) -> None:
+    set_env(SCALR_QUEUE_POLL_INTERVAL="5s")
+    delays = []
+    async with running_worker([stamp]):
+        await asyncio.sleep(0.2)  # idle: blocked on the wake list
+        for _ in range(10):
+            sent = time.time()
+            job = await scalr_queue.enqueue("stamp")
+            await job.result(timeout=3)
+            delays.append(float((await redis.lrange("picked", -1, -1))[0]) - sent)
+            await asyncio.sleep(0.05)
+        # a deferred job runs when due, not at the next 5 s poll
+        sent = time.time()
+        job = await scalr_queue.enqueue("stamp", _defer_by=0.4)
+        await job.result(timeout=3)
+        deferred_delay = float((await redis.lrange("picked", -1, -1))[0]) - sent
+    assert sorted(delays)[5] < 0.05, delays
+    assert max(delays) < 0.5, delays
+    assert 0.39 <= deferred_delay < 0.7
+
+
+async def test_an_idle_worker_uses_under_one_percent_of_a_core(
+    redis: Redis, worker_module: Callable[..., Path]
+) -> None:
+    proc = spawn_worker("jobs_mod", worker_module(SLOW_MODULE))
+    try:
+        await wait_until(lambda: redis.exists("scalr:workers:default"), what="worker start")
+        await asyncio.sleep(0.5)
+        before = cpu_seconds(proc.pid)
+        await asyncio.sleep(3)
+        used = cpu_seconds(proc.pid) - before
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    assert used < 0.03 * 3 + 0.03, f"idle worker used {used:.3f}s CPU in 3s"
+
+
+async def test_a_backlog_older_than_a_day_still_runs(redis: Redis) -> None:
+    SEEN.clear()
+    job = await scalr_queue.enqueue("old_task")
+    two_days_ago = int((time.time() - 2 * 86400) * 1000)
+    payload = orjson.loads(await redis.get(f"arq:job:{job.job_id}"))
+    payload["et"] = two_days_ago
+    await redis.set(f"arq:job:{job.job_id}", orjson.dumps(payload))
+    await redis.zadd("arq:queue:default", {job.job_id: two_days_ago})
+    assert await redis.ttl(f"arq:job:{job.job_id}") == -1
+    async with running_worker([old_task]):
+        await job.result(timeout=5)
+    assert SEEN == [("old_task", 1)]
+
+
+async def test_a_job_past_its_expires_goes_to_the_failed_set_with_that_reason(redis: Redis) -> None:
+    SEEN.clear()
+    job = await scalr_queue.enqueue("old_task", _expires=0.2)
+    assert await redis.ttl(f"arq:job:{job.job_id}") > 86_000, "only a long backstop TTL"
+    await asyncio.sleep(0.3)
+    async with running_worker([old_task]):
+        with pytest.raises(scalr_queue.JobFailedError, match="expired"):
+            await job.result(timeout=5)
+    assert SEEN == []
+    failed = await scalr_queue.get_client().failed.get(job.job_id)
+    assert failed.reason == "expired: not started before its _expires deadline"
