@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+import redis
 from template_support import BACKEND, Stack, compose_worker_healthcheck, dockerfile_healthcheck, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
@@ -101,3 +102,30 @@ def test_enqueue_answers_503_while_redis_is_down_and_recovers_by_itself(stack: S
     wait_until(lambda: http.post("/invoices/3/send").status_code == 202, 15, "enqueue to work again")
     assert http.get("/healthz").status_code == 200
     assert stack.procs[0].alive()
+
+
+def test_enqueue_answers_503_when_redis_is_full_and_nothing_is_evicted(stack: Stack) -> None:
+    """The shared Redis runs noeviction: at the cap, enqueue fails loudly instead of losing jobs."""
+    stack.start_backend()
+    http = stack.client()
+    queued = http.post("/invoices/1/send").json()["job_id"]
+
+    admin = redis.Redis.from_url(stack.redis.url)
+    try:
+        for i in range(8):
+            admin.set(f"filler:{i}", b"x" * 262_144)
+        # Put the cap below what is already used, as when a backlog outgrows the server.
+        used = int(admin.info("memory")["used_memory"])
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", str(used - 1_048_576))
+
+        full = http.post("/invoices/2/send")
+        assert full.status_code == 503, full.text
+        assert full.json()["error"] == "queue_unavailable"
+        assert job_state(stack, queued)["status"] == "queued"  # nothing was evicted
+        assert admin.exists(*[f"filler:{i}" for i in range(8)]) == 8
+
+        admin.config_set("maxmemory", "0")
+        wait_until(lambda: http.post("/invoices/3/send").status_code == 202, 15, "enqueue once memory is back")
+    finally:
+        admin.close()
