@@ -36,6 +36,7 @@ from ._constants import failed_jobs_key, failed_key, health_check_key, queue_key
 from ._errors import Fail, TaskArgumentsError
 from ._failed import failure_record
 from ._loader import WorkerConfig
+from ._metrics import WorkerMetrics
 from ._retry import decide
 from ._settings import Settings
 from ._tasks import TaskSpec, as_task_spec, did_you_mean
@@ -105,6 +106,7 @@ class ScalrWorker(Worker):
         self._outage_since: float | None = None
         self.reconnect_times: list[float] = []
         self.shutdown_requeued = 0
+        self.metrics = WorkerMetrics(self.queue)
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -185,6 +187,8 @@ class ScalrWorker(Worker):
             )
             self.ctx["redis"] = self.pool
             self.ctx["worker_id"] = self.worker_id
+            if self.settings.metrics_port:
+                self.metrics.serve(self.settings.metrics_host, self.settings.metrics_port)
             if self.on_startup:
                 await self.on_startup(self.ctx)
             await self._heartbeat_once()
@@ -203,6 +207,7 @@ class ScalrWorker(Worker):
             if self._signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
+            self.metrics.stop()
             await self._blocking.aclose(close_connection_pool=True)
             await self.pool.aclose(close_connection_pool=True)
 
@@ -290,6 +295,7 @@ class ScalrWorker(Worker):
     def _redis_down(self, exc: BaseException) -> None:
         if self._outage_since is None:
             self._outage_since = time.monotonic()
+            self.metrics.disruptions.labels(self.queue).inc()
             logger.error(
                 "lost Redis at %s (%s); retrying",
                 self.settings.safe_redis_url,
@@ -407,6 +413,7 @@ class ScalrWorker(Worker):
             f" try={job_try}" if job_try > 1 else "",
         )
         deadline = asyncio.timeout(timeout_s)
+        self.metrics.started.labels(self.queue, spec.name).inc()
         try:
             async with deadline:
                 result = await spec.coroutine(ctx, *job["a"], **kwargs)
@@ -425,6 +432,8 @@ class ScalrWorker(Worker):
             return
         finish = now_ms()
         self.jobs_complete += 1
+        self.metrics.succeeded.labels(self.queue, spec.name).inc()
+        self.metrics.duration.labels(self.queue, spec.name).observe((finish - start) / 1000)
         logger.info("%6.2fs ← %s ● %s", (finish - start) / 1000, ref, "" if result is None else truncate(repr(result)))
         keep = self.keep_result_s if spec.keep_result_s is None else spec.keep_result_s
         data = (
@@ -463,8 +472,10 @@ class ScalrWorker(Worker):
             exc = TimeoutError(f"task exceeded its {timeout_s:g}s timeout")
         decision = decide(exc, spec, job_try, self.settings, timed_out=timed_out)
         took = (now_ms() - start) / 1000
+        self.metrics.duration.labels(self.queue, spec.name).observe(took)
         if decision.retry:
             self.jobs_retried += 1
+            self.metrics.retried.labels(self.queue, spec.name).inc()
             logger.warning(
                 "%6.2fs ↻ %s %s: %s: %s; retrying in %.2fs",
                 took,
@@ -526,6 +537,7 @@ class ScalrWorker(Worker):
         raw: bytes | None = None,
     ) -> None:
         self.jobs_failed += 1
+        self.metrics.failed.labels(self.queue, job.get("f", "?") if job else "?").inc()
         record = failure_record(
             job_id=job_id, queue=self.queue, job=job, tries=job_try, reason=reason, error=error, raw=raw
         )
@@ -641,7 +653,14 @@ class ScalrWorker(Worker):
             f"j_retried={self.jobs_retried} j_ongoing={running} worker={self.worker_id}"
         )
         ttl = self.settings.health_interval * 3
-        await self.pool.psetex(health_check_key(self.queue), int(ttl * 1000), info.encode())
+        async with self.pool.pipeline(transaction=False) as pipe:
+            pipe.psetex(health_check_key(self.queue), int(ttl * 1000), info.encode())
+            pipe.zcount(self.queue_name, "-inf", now_ms())
+            pipe.zcard(failed_key(self.queue))
+            _, ready, failed = await pipe.execute()
+        self.metrics.running.labels(self.queue).set(running)
+        self.metrics.ready.labels(self.queue).set(ready)
+        self.metrics.failed_set.labels(self.queue).set(failed)
         await _registry.publish(
             self.pool,
             self.queue,
