@@ -8,6 +8,7 @@ process, or a test, never collide. The endpoint is read-only and binds ``127.0.0
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -37,6 +38,7 @@ class WorkerMetrics:
         self.failed_set = Gauge(
             "scalr_queue_failed_set_size", "Jobs in the failed set", ["queue"], registry=self.registry
         )
+        self._server: Any = None
         self.disruptions = Counter(
             "scalr_queue_redis_disruptions", "Times Redis became unreachable", ["queue"], registry=self.registry
         )
@@ -46,7 +48,7 @@ class WorkerMetrics:
         logger.info("metrics on http://%s:%d/metrics", host, port)
 
     def stop(self) -> None:
-        server = getattr(self, "_server", None)
+        server = self._server
         if server is not None:
             server.shutdown()
             server.server_close()
