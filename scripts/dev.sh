@@ -9,6 +9,8 @@ VENV="${VENV:-.venv}"
 APP="${APP:-template-app}"
 REDIS_PORT="${REDIS_PORT:-6379}"
 BACKEND_PORT="${BACKEND_PORT:-8000}"
+# Redis's append-only file, one directory per port so two dev Redis never share one.
+REDIS_DIR="${REDIS_DIR:-.run/redis-$REDIS_PORT}"
 
 if [[ ! -d "$APP/backend/src" ]]; then
     echo "dev: $APP/backend/src not found (APP=$APP); make new-app NAME=... creates one" >&2
@@ -20,17 +22,17 @@ redis_answers() {
 }
 
 # The Procfile's commands see these (honcho runs each through /bin/sh).
-export APP REDIS_PORT BACKEND_PORT
+export APP REDIS_PORT BACKEND_PORT REDIS_DIR
 export REDIS_URL="redis://127.0.0.1:${REDIS_PORT}/0"
 export SCALR_QUEUE_TASKS="${SCALR_QUEUE_TASKS:-src.worker}"
 export PATH="$(cd "$VENV" && pwd)/bin:$PATH"
 export PYTHONUNBUFFERED=1
-mkdir -p .run/redis
-
 processes=(redis backend worker)
 if redis_answers; then
     echo "dev: a Redis already answers on 127.0.0.1:$REDIS_PORT; reusing it (not starting another)"
     processes=(backend worker)
+else
+    mkdir -p "$REDIS_DIR"
 fi
 
 url="http://127.0.0.1:${BACKEND_PORT}"
@@ -38,7 +40,7 @@ cat <<MSG
 
   $APP is starting (Ctrl-C stops everything):
     backend   $url        (API docs: $url/docs)
-    redis     $REDIS_URL
+    redis     $REDIS_URL   (data in $REDIS_DIR)
     worker    python -m scalr_queue.worker src.worker   (cwd $APP/backend)
 
   Try it:

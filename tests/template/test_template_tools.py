@@ -78,7 +78,12 @@ def test_make_dev_runs_redis_backend_and_worker_and_ctrl_c_stops_them(tmp_path: 
     """scripts/dev.sh is `make dev` after its bootstrap step (the venv here is already built)."""
     redis_port, backend_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SCALR_QUEUE_", "REDIS_URL"))}
-    env.update(VENV=str(VENV), REDIS_PORT=str(redis_port), BACKEND_PORT=str(backend_port))
+    env.update(
+        VENV=str(VENV),
+        REDIS_PORT=str(redis_port),
+        BACKEND_PORT=str(backend_port),
+        REDIS_DIR=str(tmp_path / "redis"),
+    )
     dev = Proc("dev", [str(REPO / "scripts" / "dev.sh")], REPO, env, tmp_path)
     base = f"http://127.0.0.1:{backend_port}"
     try:
@@ -108,7 +113,12 @@ def test_make_dev_runs_redis_backend_and_worker_and_ctrl_c_stops_them(tmp_path: 
 def test_make_dev_reuses_a_redis_that_already_answers(tmp_path: Path) -> None:
     with RedisServer() as server:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SCALR_QUEUE_", "REDIS_URL"))}
-        env.update(VENV=str(VENV), REDIS_PORT=str(server.port), BACKEND_PORT=str(free_port()))
+        env.update(
+            VENV=str(VENV),
+            REDIS_PORT=str(server.port),
+            BACKEND_PORT=str(free_port()),
+            REDIS_DIR=str(tmp_path / "unused"),
+        )
         dev = Proc("dev", [str(REPO / "scripts" / "dev.sh")], REPO, env, tmp_path)
         try:
             wait_until(lambda: "reusing it" in dev.log(), 20, "the reuse message")
@@ -117,6 +127,7 @@ def test_make_dev_reuses_a_redis_that_already_answers(tmp_path: Path) -> None:
             dev.stop(timeout=30, sig=signal.SIGINT)
         assert server.ping()  # ours, still up: make dev did not stop what it did not start
         assert "redis.1" not in dev.log()
+        assert not (tmp_path / "unused").exists()
 
 
 def test_make_queue_depth_prints_ready_scheduled_in_progress_failed() -> None:
