@@ -247,9 +247,7 @@ class ScalrWorker(Worker):
         while not self._stop.is_set():
             free = self.max_jobs - len(self.tasks)
             if free <= 0:
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
-                await asyncio.sleep(0)  # let other jobs that end in this tick free their slots too
+                await self._wait_for_slot()
                 continue
             try:
                 claimed, next_score, more = await self._claim(min(free, CLAIM_MAX))
@@ -271,6 +269,19 @@ class ScalrWorker(Worker):
                 await self._sleep(min(timeout, 0.05) if timeout > 0 else 0)
                 continue
             await self._wait_for_work(wait_s=timeout)
+
+    async def _wait_for_slot(self) -> None:
+        """All slots busy: wait for one to free up, or for a stop request (the drain takes over)."""
+        self._slot_freed.clear()
+        slot = asyncio.ensure_future(self._slot_freed.wait())
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({slot, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for fut in (slot, stop):
+                fut.cancel()
+            await asyncio.gather(slot, stop, return_exceptions=True)
+        await asyncio.sleep(0)  # let other jobs that end in this tick free their slots too
 
     async def _wait_for_work(self, wait_s: float) -> None:
         """Block until a wake-up, the timeout (next due job or safety poll), or a stop."""

@@ -244,3 +244,18 @@ async def test_a_job_past_its_expires_goes_to_the_failed_set_with_that_reason(re
     assert SEEN == []
     failed = await scalr_queue.get_client().failed.get(job.job_id)
     assert failed.reason == "expired: not started before its _expires deadline"
+
+
+async def test_sigterm_with_every_slot_busy_still_honours_the_grace(
+    redis: Redis, worker_module: Callable[..., Path], set_env: Callable[..., None]
+) -> None:
+    set_env(SCALR_QUEUE_SHUTDOWN_GRACE="300ms")
+    proc = spawn_worker("jobs_mod", worker_module(SLOW_MODULE), "--concurrency", "2")
+    jobs = [await scalr_queue.enqueue("slow", secs=60) for _ in range(3)]
+    await wait_until(lambda: started(redis, 2), what="both slots busy")
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert time.monotonic() - sent < 5
+    assert [await j.status() for j in jobs] == [JobStatus.QUEUED] * 3
