@@ -70,9 +70,7 @@ async def test_a_worker_runs_the_job_to_complete(client: httpx.AsyncClient, redi
     assert body["tries"] == 1
 
 
-async def test_enqueue_answers_503_quickly_when_redis_is_down(
-    monkeypatch: pytest.MonkeyPatch, redis_url: str
-) -> None:
+async def test_enqueue_answers_503_quickly_when_redis_is_down(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
     from src.main import app
 
     monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
