@@ -26,6 +26,7 @@ class System:
     producer: str  # "arq" | "scalr": which bench.clients producer enqueues for it
     queue_key: str  # the sorted set its jobs wait in
     poll_delay: float | None = None  # vanilla arq only
+    extra_env: tuple[tuple[str, str], ...] = ()  # variants, e.g. (("SCALR_QUEUE_LOG_LEVEL", "WARNING"),)
 
     def worker_cmd(self, url: str, concurrency: int) -> list[str]:
         if self.producer == "arq":
@@ -46,6 +47,7 @@ class System:
         # scalr_queue's defaults are what is measured: no SCALR_QUEUE_* from the caller's shell
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCALR_QUEUE_")}
         env["REDIS_URL"] = url
+        env.update(self.extra_env)
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         return env
 

@@ -9,8 +9,9 @@ One JSON object is printed on stdout. Operations::
 SYSTEM is ``arq`` (vanilla arq's ``ArqRedis.enqueue_job``, pickle, queue ``arq:queue``) or
 ``scalr`` (``scalr_queue.enqueue`` / ``enqueue_many``, queue ``default``).
 
-``latency`` waits for each job's delay (BLPOP on the list the job body pushes to) before it
-sleeps a random LO..HI and sends the next, so every job finds the worker idle.
+``latency`` sends one job every LO..HI seconds (open loop, independent of the worker) and
+reads the delays the job bodies pushed; with no-op jobs that take well under LO, each job
+finds the worker idle, and the send times fall at random points of a polling worker's cycle.
 """
 
 from __future__ import annotations
@@ -102,25 +103,30 @@ async def _enqueue_batch(p: Producer, n: int, size: int) -> dict[str, Any]:
 
 
 async def _latency(p: Producer, url: str, k: int, lo: float, hi: float) -> dict[str, Any]:
+    """Open loop: a job every LO..HI s whatever the worker does, so arrivals fall at random
+    points of a polling worker's cycle; the delays are collected from the list at the end."""
     import redis.asyncio as aioredis
 
     r = aioredis.Redis.from_url(url)
     rng = random.Random(5)
-    delays: list[float] = []
-    lost = 0
     try:
+        await p.enqueue(t0=time.time())  # warm the producer's connection; its delay is dropped
+        if await r.blpop([LAT_KEY], timeout=10) is None:
+            raise RuntimeError("the warm-up job never ran")
+        await r.delete(LAT_KEY)
         for _ in range(k):
             await asyncio.sleep(rng.uniform(lo, hi))
             t0 = time.time()
             await p.enqueue(t0=t0)
-            got = await r.blpop([LAT_KEY], timeout=5)
-            if got is None:
-                lost += 1
-                continue
-            delays.append(float(got[1]))
+        for _ in range(200):  # the last jobs' delays: up to 10 s
+            if await r.llen(LAT_KEY) >= k:
+                break
+            await asyncio.sleep(0.05)
+        raw = await r.lrange(LAT_KEY, 0, -1)
     finally:
         await r.aclose()
-    return {"jobs": k, "lost": lost, "delays_s": delays}
+    delays = [float(x) for x in raw]
+    return {"jobs": k, "lost": k - len(delays), "delays_s": delays}
 
 
 async def amain(argv: list[str]) -> dict[str, Any]:

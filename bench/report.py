@@ -35,6 +35,15 @@ def _fmt(value: float | None, digits: int) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _ratio(a: float | None, b: float | None) -> str:
+    if a is None or not b:
+        return "n/a"
+    x = a / b
+    if x == 0:
+        return "0×"
+    return f"{x:.2f}×" if x >= 0.1 else f"{x:.3f}×" if x >= 0.001 else f"{x:.1e}×"
+
+
 def _get(d: dict[str, Any] | None, *path: str) -> float | None:
     cur: Any = d
     for p in path:
@@ -67,7 +76,7 @@ def table(
             cells = []
             for _, path, _ in columns:
                 a, b = _get(mine, *path), _get(row, *path)
-                cells.append(f"{a / b:.2f}×" if a is not None and b not in (None, 0) else "n/a")
+                cells.append(_ratio(a, b))
             lines.append(f"| *{ratio_of} / {key}* | " + " | ".join(cells) + " |")
     if note:
         lines += ["", note]
@@ -129,9 +138,10 @@ def render(result: dict[str, Any]) -> str:
                     ("idle Redis cmds/s", ("idle_commands_per_s",), 1),
                     ("idle round trips/s", ("idle_round_trips_per_s",), 1),
                 ],
-                note=f"{result['plan']['latency_jobs']} jobs per repeat, one at a time, "
+                note=f"{result['plan']['latency_jobs']} jobs per repeat, one every "
                 f"{result['plan']['latency_gap'][0] * 1000:.0f}–{result['plan']['latency_gap'][1] * 1000:.0f} ms "
-                "after the previous job ran; delay = task body's first line minus time just before enqueue.",
+                "(random, open loop); delay = the task body's first line minus the time just before enqueue. "
+                "Idle cost is measured over the idle period before, after a warm-up job.",
             )
         )
     if "enqueue" in s or "drain1" in s:
@@ -201,8 +211,8 @@ def render(result: dict[str, Any]) -> str:
         cols = [(f"µs/job @ {n:,}", (str(n), "us_per_job_median"), 0) for n in sizes]
         cols += [
             (f"{sizes[-1]:,} / {sizes[0]:,}", ("ratio",), 2),
-            (f"RSS MB min–max @ {sizes[-1]:,}: min", ("rss", "rss_mb_min"), 1),
-            ("max", ("rss", "rss_mb_max"), 1),
+            (f"RSS MB min @ {sizes[-1]:,}", ("rss", "rss_mb_min"), 1),
+            (f"RSS MB max @ {sizes[-1]:,}", ("rss", "rss_mb_max"), 1),
             (f"bytes/job @ {sizes[-1]:,}", ("rss", "bytes_per_job"), 0),
         ]
         out.append(
