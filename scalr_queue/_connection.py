@@ -14,6 +14,7 @@ from redis.exceptions import (
     AuthenticationError,
     AuthorizationError,
     NoPermissionError,
+    OutOfMemoryError,
     RedisError,
     ResponseError,
 )
@@ -132,7 +133,7 @@ def unavailable(exc: BaseException, settings: Settings, doing: str) -> QueueUnav
         why = "Redis refused the credentials (check the user and password in REDIS_URL)"
     elif isinstance(exc, NoPermissionError | AuthorizationError) or "NOPERM" in str(exc):
         why = f"the Redis user lacks a permission scalr_queue needs ({exc}); see the README's ACL line"
-    elif isinstance(exc, ResponseError) and str(exc).startswith("OOM"):
+    elif isinstance(exc, OutOfMemoryError) or (isinstance(exc, ResponseError) and str(exc).startswith("OOM")):
         why = "Redis is out of memory (maxmemory reached with noeviction): nothing was written"
     elif isinstance(exc, RedisTimeoutError | asyncio.TimeoutError | TimeoutError):
         why = f"Redis did not answer within {settings.redis_timeout:g}s"

@@ -13,9 +13,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from . import _scripts
 from ._codec import dumps, loads
-from ._connection import aw
-from ._constants import workers_key
+from ._connection import aw, eval_script
+from ._constants import failed_key, health_check_key, queue_key, workers_key
 from ._tasks import TaskSignature
 
 
@@ -56,14 +57,14 @@ class WorkerInfo:
         )
 
 
-async def publish(redis: Redis, queue: str, entry: dict[str, Any], ttl_s: float) -> None:
+async def publish(redis: Redis, queue: str, entry: dict[str, Any], ttl_s: float, health_line: str) -> tuple[int, int]:
+    """Write the worker's entry and arq's health key in one call; returns (ready, failed) counts."""
     now_ms = int(time.time() * 1000)
     entry = {**entry, "seen_ms": now_ms, "expires_ms": now_ms + int(ttl_s * 1000)}
-    key = workers_key(queue)
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.hset(key, entry["id"], dumps(entry))  # type: ignore[arg-type]
-        pipe.pexpire(key, int(ttl_s * 1000))
-        await pipe.execute()
+    keys = [health_check_key(queue), workers_key(queue), queue_key(queue), failed_key(queue)]
+    args = [int(ttl_s * 1000), entry["id"], health_line, dumps(entry), now_ms]
+    ready, failed = await eval_script(redis, _scripts.HEARTBEAT, keys, args)
+    return int(ready), int(failed)
 
 
 async def remove(redis: Redis, queue: str, worker_id: str) -> None:

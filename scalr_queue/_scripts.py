@@ -23,9 +23,14 @@ from ._constants import (
     RETRY_PREFIX,
 )
 
+# Worker-side scripts may run while Redis is at maxmemory (noeviction): a full Redis must still
+# drain, and claiming or finishing a job frees at least as much as it writes. Enqueue has no such
+# flag, so a full Redis refuses new work loudly instead. (Shebang flags need Redis >= 7.0.)
+ALLOW_OOM = "#!lua flags=allow-oom\n"
 
-def _lua(source: str) -> str:
-    return (
+
+def _lua(source: str, *, allow_oom: bool = False) -> str:
+    return (ALLOW_OOM if allow_oom else "") + (
         source.replace("@JOB@", JOB_PREFIX)
         .replace("@IP@", IN_PROGRESS_PREFIX)
         .replace("@RESULT@", RESULT_PREFIX)
@@ -51,7 +56,8 @@ return 1
 
 # KEYS: queue, wake. ARGV: now_ms, count, lease_ms, worker_id
 # Returns {ids, payloads, tries, next_score|nil, more(0|1)}
-CLAIM = _lua("""
+CLAIM = _lua(
+    """
 local now = tonumber(ARGV[1])
 local count = tonumber(ARGV[2])
 local lease = tonumber(ARGV[3])
@@ -89,7 +95,9 @@ if #claimed < count then
   if head[2] then nxt = head[2] end
 end
 return {claimed, payloads, tries, nxt, more}
-""")
+""",
+    allow_oom=True,
+)
 
 # KEYS: queue, failed, failed-jobs, wake. ARGV: now_ms, failed_max, worker_id, then groups of 5:
 #   action, job_id, data1, data2, num
@@ -98,7 +106,8 @@ return {claimed, payloads, tries, nxt, more}
 #   Q (requeue) num = new score; does not count as a try (shutdown, unknown task on this worker)
 #   F (failed)  data1 = failure record, data2 = result ('' = none), num = result px
 # R and Q only act while this worker still holds the lease. Returns failed-set entries dropped.
-FINISH = _lua("""
+FINISH = _lua(
+    """
 local now = tonumber(ARGV[1])
 local failed_max = tonumber(ARGV[2])
 local gone, dels = {}, {}
@@ -147,11 +156,14 @@ if failed > 0 then
   end
 end
 return dropped
-""")
+""",
+    allow_oom=True,
+)
 
 # KEYS: queue. ARGV: lease_ms, deadline_ms, worker_id, job ids...
 # Returns the ids whose lease this worker no longer holds.
-RENEW = _lua("""
+RENEW = _lua(
+    """
 local lost = {}
 for i = 4, #ARGV do
   local ip = '@IP@' .. ARGV[i]
@@ -163,7 +175,22 @@ for i = 4, #ARGV do
   end
 end
 return lost
-""")
+""",
+    allow_oom=True,
+)
+
+# KEYS: health, workers, queue, failed. ARGV: ttl_ms, worker_id, health_line, registry_entry, now_ms
+# A worker's heartbeat: arq's health key, its registry entry, and the counts its metrics show.
+# Allowed while Redis is full, so `--check` stays truthful while a full Redis drains.
+HEARTBEAT = _lua(
+    """
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+return {redis.call('ZCOUNT', KEYS[3], '-inf', ARGV[5]), redis.call('ZCARD', KEYS[4])}
+""",
+    allow_oom=True,
+)
 
 # KEYS: failed, failed-jobs, queue, wake. ARGV: job_id, score, payload
 # Puts a failed job back on its queue with a fresh try count. Returns 1, 0 (not in the failed

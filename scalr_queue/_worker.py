@@ -32,7 +32,7 @@ from . import _registry, _scripts
 from ._client import QueueClient
 from ._codec import BadPayload, dumps, error_record, loads, parse_job, result_payload
 from ._connection import REDIS_ERRORS, ScalrRedis, aw, create_redis, eval_script
-from ._constants import failed_jobs_key, failed_key, health_check_key, queue_key, wake_key
+from ._constants import failed_jobs_key, failed_key, queue_key, wake_key
 from ._errors import Fail, TaskArgumentsError
 from ._failed import failure_record
 from ._loader import WorkerConfig
@@ -663,30 +663,20 @@ class ScalrWorker(Worker):
             f"{datetime.now():%b-%d %H:%M:%S} j_complete={self.jobs_complete} j_failed={self.jobs_failed} "
             f"j_retried={self.jobs_retried} j_ongoing={running} worker={self.worker_id}"
         )
-        ttl = self.settings.health_interval * 3
-        async with self.pool.pipeline(transaction=False) as pipe:
-            pipe.psetex(health_check_key(self.queue), int(ttl * 1000), info.encode())
-            pipe.zcount(self.queue_name, "-inf", now_ms())
-            pipe.zcard(failed_key(self.queue))
-            _, ready, failed = await pipe.execute()
+        entry = {
+            "id": self.worker_id,
+            "module": self.config.module,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "concurrency": self.max_jobs,
+            "running": running,
+            "complete": self.jobs_complete,
+            "failed": self.jobs_failed,
+            "retried": self.jobs_retried,
+            "started_ms": self.started_ms,
+            "tasks": {name: spec.signature.to_json() for name, spec in self.specs.items()},
+        }
+        ready, failed = await _registry.publish(self.pool, self.queue, entry, self.settings.health_interval * 3, info)
         self.metrics.running.labels(self.queue).set(running)
         self.metrics.ready.labels(self.queue).set(ready)
         self.metrics.failed_set.labels(self.queue).set(failed)
-        await _registry.publish(
-            self.pool,
-            self.queue,
-            {
-                "id": self.worker_id,
-                "module": self.config.module,
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "concurrency": self.max_jobs,
-                "running": running,
-                "complete": self.jobs_complete,
-                "failed": self.jobs_failed,
-                "retried": self.jobs_retried,
-                "started_ms": self.started_ms,
-                "tasks": {name: spec.signature.to_json() for name, spec in self.specs.items()},
-            },
-            ttl,
-        )
