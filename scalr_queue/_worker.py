@@ -170,6 +170,7 @@ class ScalrWorker(Worker):
         self._blocking = create_redis(self.settings, blocking=True)
         client = QueueClient(self.settings)
         client._redis, client._loop = self._pool, loop
+        client._strict = dict(self.specs)  # this worker's own tasks and cron jobs: enqueue checks against them
         self._pool.scalr_client = client
         try:
             await self._connect()

@@ -259,3 +259,32 @@ async def test_sigterm_with_every_slot_busy_still_honours_the_grace(
     assert proc.returncode == 0, out
     assert time.monotonic() - sent < 5
     assert [await j.status() for j in jobs] == [JobStatus.QUEUED] * 3
+
+
+CRON_MODULE = """
+from arq import cron
+
+async def send_invoice_email(ctx, invoice_id: int) -> None:
+    pass
+
+async def cleanup(ctx) -> None:
+    await ctx["redis"].rpush("cron-ran", ctx["job_id"])
+
+tasks = [send_invoice_email]
+cron_jobs = [cron(cleanup, run_at_startup=True)]
+"""
+
+
+async def test_cron_jobs_from_the_worker_module_run_even_with_strict_task_checks(
+    redis: Redis, worker_module: Callable[..., Path], set_env: Callable[..., None]
+) -> None:
+    cwd = worker_module(CRON_MODULE)
+    set_env(SCALR_QUEUE_TASKS="jobs_mod")
+    proc = spawn_worker("jobs_mod", cwd)
+    try:
+        await wait_until(lambda: redis.llen("cron-ran"), timeout=10, what="cron run")
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert (await redis.lrange("cron-ran", 0, -1))[0].startswith(b"cron:cleanup:")
