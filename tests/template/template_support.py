@@ -168,8 +168,20 @@ class Proc:
         return self.popen.returncode
 
 
+MAKE_VARS = ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")
+
+
+def clean_env() -> dict[str, str]:
+    """os.environ without queue settings or an outer make's variables (these tests run under `make test`)."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SCALR_QUEUE_") and k != "REDIS_URL" and k not in MAKE_VARS
+    }
+
+
 def base_env(redis_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCALR_QUEUE_")}
+    env = clean_env()
     env.update(
         REDIS_URL=redis_url,
         SCALR_QUEUE_TASKS="src.worker",

@@ -16,6 +16,7 @@ from template_support import (
     BACKEND,
     REPO,
     TEMPLATE,
+    clean_env,
     compose_worker_command,
     dockerfile_cmd,
     dockerfile_instructions,
@@ -234,7 +235,12 @@ def test_env_shared_sets_redis_url_and_documents_every_setting_with_its_default(
 
 def test_makefile_up_creates_the_network_then_redis_then_the_app() -> None:
     dry = subprocess.run(
-        ["make", "-n", "up", "APP=template-app"], cwd=REPO, capture_output=True, text=True, check=True
+        ["make", "--no-print-directory", "-n", "up", "APP=template-app"],
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()
     assert dry == [
         "docker network inspect scalr-net >/dev/null 2>&1 || docker network create scalr-net",
@@ -244,7 +250,9 @@ def test_makefile_up_creates_the_network_then_redis_then_the_app() -> None:
 
 
 def test_makefile_has_every_developer_target() -> None:
-    out = subprocess.run(["make", "help"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["make", "--no-print-directory", "help"], cwd=REPO, env=clean_env(), capture_output=True, text=True, check=True
+    ).stdout
     targets = {line.split()[1] for line in out.splitlines() if line.startswith("  make ")}
     assert {
         "test",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from template_support import BACKEND, REPO, Proc, base_env, wait_until
+from template_support import BACKEND, REPO, Proc, base_env, clean_env, wait_until
 
 from scalr_queue.testing import RedisServer, free_port
 
@@ -19,6 +18,7 @@ VENV = Path(sys.executable).parent.parent
 
 
 def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    kwargs.setdefault("env", clean_env())
     return subprocess.run(argv, capture_output=True, text=True, timeout=120, **kwargs)  # type: ignore[call-overload]
 
 
@@ -55,7 +55,7 @@ def test_make_new_app_creates_a_renamed_app_whose_tests_pass(tmp_path: Path) -> 
     leftovers = run(["grep", "-rIl", "template-app", str(app)])
     assert leftovers.stdout == ""
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCALR_QUEUE_", "REDIS_URL"))}
+    env = clean_env()
     tests = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=app / "backend", env=env)
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-2000:]
     assert " passed" in tests.stdout and "skipped" not in tests.stdout
@@ -77,7 +77,7 @@ def test_make_new_app_refuses_a_bad_or_missing_name(tmp_path: Path) -> None:
 def test_make_dev_runs_redis_backend_and_worker_and_ctrl_c_stops_them(tmp_path: Path) -> None:
     """scripts/dev.sh is `make dev` after its bootstrap step (the venv here is already built)."""
     redis_port, backend_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCALR_QUEUE_", "REDIS_URL"))}
+    env = clean_env()
     env.update(
         VENV=str(VENV),
         REDIS_PORT=str(redis_port),
@@ -112,7 +112,7 @@ def test_make_dev_runs_redis_backend_and_worker_and_ctrl_c_stops_them(tmp_path: 
 
 def test_make_dev_reuses_a_redis_that_already_answers(tmp_path: Path) -> None:
     with RedisServer() as server:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SCALR_QUEUE_", "REDIS_URL"))}
+        env = clean_env()
         env.update(
             VENV=str(VENV),
             REDIS_PORT=str(server.port),
