@@ -101,6 +101,8 @@ class ScalrWorker(Worker):
         self._slot_freed = asyncio.Event()
         self._shutting_down = False
         self._ops: list[tuple[Op, asyncio.Future[None]]] = []
+        # jobs whose finish op is queued or in flight: their lease marker may already be gone
+        self._finishing: set[str] = set()
         self._blocking: ScalrRedis | None = None
         self._background: list[asyncio.Task[None]] = []
         self._outage_since: float | None = None
@@ -576,10 +578,14 @@ class ScalrWorker(Worker):
         """Queue a finish op; ops from jobs that end in the same loop tick share one Lua call."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
+        self._finishing.add(op[1])
         self._ops.append((op, fut))
         if len(self._ops) == 1:
             loop.call_soon(lambda: loop.create_task(self._flush()))
-        await asyncio.shield(fut)
+        try:
+            await asyncio.shield(fut)
+        finally:
+            self._finishing.discard(op[1])
 
     async def _flush(self) -> None:
         batch, self._ops = self._ops, []
@@ -638,6 +644,8 @@ class ScalrWorker(Worker):
                 self._redis_down(exc)
                 continue
             for job_id in lost:
+                if job_id.decode() in self._finishing or job_id.decode() not in self.tasks:
+                    continue  # it finished while the renewal was in flight: its lease is gone on purpose
                 logger.warning(
                     "lease lost on job %s (this worker was paused or cut off for longer than the "
                     "lease): another worker may run it too",
