@@ -83,3 +83,8 @@ class Fail(Exception):
         if invoice is None:
             raise Fail(f"invoice {invoice_id} does not exist")
     """
+
+
+def exit_code(exc: ScalrQueueError) -> int:
+    """Exit status for a command that stopped on ``exc``: 2 for a user's mistake, 1 otherwise."""
+    return 2 if isinstance(exc, ConfigurationError | WorkerModuleError) else 1

@@ -341,47 +341,40 @@ class ScalrWorker(Worker):
 
     # -- running ------------------------------------------------------------------------
 
+    async def _refuse(
+        self,
+        job_id: str,
+        job: dict[str, Any] | None,
+        job_try: int,
+        start: int,
+        kind: str,
+        reason: str,
+        raw: bytes | None = None,
+    ) -> None:
+        """A job that must not run (no payload, not our JSON, expired): straight to the failed set."""
+        await self._fail(
+            job_id, job, job_try, reason, {"type": kind, "message": reason, "traceback": ""}, start, raw=raw
+        )
+
     async def _run(self, job_id: str, raw: bytes | None, job_try: int) -> None:
         start = now_ms()
         if raw is None:
             reason = "job payload is missing (it expired or was deleted before a worker took it)"
             logger.warning("job %s: %s", job_id, reason)
-            await self._fail(
-                job_id,
-                None,
-                job_try,
-                reason,
-                {"type": "JobExpired", "message": reason, "traceback": ""},
-                start,
-            )
+            await self._refuse(job_id, None, job_try, start, "JobExpired", reason)
             return
         try:
             job = parse_job(raw)
         except BadPayload as exc:
             logger.error("job %s refused: %s; moved to the failed set", job_id, exc)
-            await self._fail(
-                job_id,
-                None,
-                job_try,
-                str(exc),
-                {"type": "BadPayload", "message": str(exc), "traceback": ""},
-                start,
-                raw=raw,
-            )
+            await self._refuse(job_id, None, job_try, start, "BadPayload", str(exc), raw=raw)
             return
         name = job["f"]
         job_try = max(job_try, int(job.get("t") or 0))
         if job.get("x") is not None and start > int(job["x"]):
             reason = "expired: not started before its _expires deadline"
             logger.warning("job %s:%s %s", job_id, name, reason)
-            await self._fail(
-                job_id,
-                job,
-                job_try,
-                reason,
-                {"type": "JobExpired", "message": reason, "traceback": ""},
-                start,
-            )
+            await self._refuse(job_id, job, job_try, start, "JobExpired", reason)
             return
         spec = self.specs.get(name)
         if spec is None:

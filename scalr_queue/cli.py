@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ._codec import loads, pretty
-from ._errors import ConfigurationError, ScalrQueueError, WorkerModuleError
+from ._errors import ConfigurationError, ScalrQueueError, exit_code
 
 PROG = "scalr-queue"
 
@@ -230,12 +230,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (ConfigurationError, WorkerModuleError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
     except ScalrQueueError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
+        return exit_code(exc)
 
 
 if __name__ == "__main__":

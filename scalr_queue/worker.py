@@ -11,7 +11,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from ._errors import ConfigurationError, ScalrQueueError, WorkerModuleError
+from ._errors import ConfigurationError, ScalrQueueError, exit_code
 
 PROG = "python -m scalr_queue.worker"
 
@@ -75,12 +75,9 @@ def run(args: argparse.Namespace, prog: str = PROG) -> int:
         from ._worker import ScalrWorker
 
         config = load_worker_config(args.module)
-    except (ConfigurationError, WorkerModuleError) as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
     except ScalrQueueError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 1
+        return exit_code(exc)
 
     async def main() -> None:
         worker = ScalrWorker(config, settings, queue=args.queue, concurrency=args.concurrency, burst=args.burst)
