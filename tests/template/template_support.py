@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import dockerfile
 import httpx
 import yaml
 
@@ -45,36 +45,19 @@ def wait_until(check: Callable[[], T], timeout: float, what: str, interval: floa
 # --- Dockerfile -----------------------------------------------------------------------------
 
 
-def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, with continuation lines joined and comments dropped."""
-    out: list[tuple[str, str]] = []
-    pending = ""
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not pending and (not line or line.startswith("#")):
-            continue
-        if line.startswith("#"):  # a comment inside a continued instruction
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1].strip() + " "
-            continue
-        full = pending + line
-        pending = ""
-        keyword, _, args = full.partition(" ")
-        out.append((keyword.upper(), args.strip()))
-    return out
+def dockerfile_commands(path: Path = TEMPLATE / "Dockerfile") -> list[dockerfile.Command]:
+    """The Dockerfile as BuildKit's own parser reads it (a syntax error raises here)."""
+    return list(dockerfile.parse_file(str(path)))
 
 
-def exec_form(args: str) -> list[str]:
-    """The JSON (exec) form of CMD/ENTRYPOINT/HEALTHCHECK CMD; fails for the shell form."""
-    value = json.loads(args)
-    assert isinstance(value, list) and all(isinstance(v, str) for v in value), args
-    return value
+def instructions(keyword: str, path: Path = TEMPLATE / "Dockerfile") -> list[dockerfile.Command]:
+    return [c for c in dockerfile_commands(path) if c.cmd == keyword]
 
 
 def dockerfile_cmd() -> list[str]:
-    cmds = [args for kw, args in dockerfile_instructions(TEMPLATE / "Dockerfile") if kw == "CMD"]
-    return exec_form(cmds[-1])
+    cmd = instructions("CMD")[-1]
+    assert cmd.json, "CMD must use the exec (JSON) form so signals reach uvicorn"
+    return list(cmd.value)
 
 
 # --- compose --------------------------------------------------------------------------------
@@ -106,9 +89,9 @@ def load_compose(path: Path, *, uncomment_worker: bool = False) -> dict[str, Any
 
 def dockerfile_healthcheck(port: int) -> list[str]:
     """The image's HEALTHCHECK command, pointed at a test port instead of 8000."""
-    (check,) = [args for kw, args in dockerfile_instructions(TEMPLATE / "Dockerfile") if kw == "HEALTHCHECK"]
-    argv = exec_form(check.partition(" CMD ")[2])
-    assert argv[0] == "python"
+    (check,) = instructions("HEALTHCHECK")
+    assert check.json and check.value[:2] == ("CMD", "python")
+    argv = list(check.value[1:])
     return [sys.executable, *[a.replace("127.0.0.1:8000/", f"127.0.0.1:{port}/") for a in argv[1:]]]
 
 

@@ -1,13 +1,17 @@
 """Static checks of the Docker files, compose files and .env.shared.
 
 There is no Docker engine on our machines or in CI, so nothing here builds an image or starts a
-container: the files are parsed (PyYAML, a small Dockerfile reader) and their promises checked.
-The redis.conf is the exception: a real redis-server loads it.
+container. Instead: the compose files are validated against the compose-spec JSON schema and
+parsed with PyYAML (also as they are once the worker block is uncommented), the Dockerfile is
+read by BuildKit's own parser, and their promises are checked. The redis.conf is loaded by a
+real redis-server. The e2e tests then run the image's CMD and the worker's command for real.
 """
 
 from __future__ import annotations
 
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import redis
@@ -19,15 +23,15 @@ from template_support import (
     clean_env,
     compose_worker_command,
     dockerfile_cmd,
-    dockerfile_instructions,
+    dockerfile_commands,
     duration_seconds,
-    exec_form,
+    instructions,
     load_compose,
     uncomment_worker_block,
 )
 
-from scalr_queue._redis_server import RedisServer
 from scalr_queue._settings import Settings
+from scalr_queue.testing import RedisServer
 
 WORKER_COMMAND = ["python", "-m", "scalr_queue.worker", "src.worker"]
 APP_COMPOSE = TEMPLATE / "docker-compose.yml"
@@ -104,34 +108,64 @@ def test_backend_port_is_published_on_loopback_only(app: dict) -> None:
     assert port.startswith("127.0.0.1:") and port.endswith(":8000")
 
 
+@pytest.mark.parametrize("variant", ["as shipped", "worker uncommented", "shared redis"])
+def test_compose_files_follow_the_compose_spec(variant: str, tmp_path: Path) -> None:
+    """Validated against the compose-spec JSON schema (bundled with check-jsonschema)."""
+    if variant == "shared redis":
+        path = REDIS_COMPOSE
+    elif variant == "as shipped":
+        path = APP_COMPOSE
+    else:
+        path = tmp_path / "docker-compose.yml"
+        path.write_text(uncomment_worker_block(APP_COMPOSE.read_text()))
+    out = compose_schema_check(path)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_compose_schema_check_catches_a_misspelled_key(tmp_path: Path) -> None:
+    path = tmp_path / "docker-compose.yml"
+    path.write_text(uncomment_worker_block(APP_COMPOSE.read_text()).replace("stop_grace_period", "stop_grace_perod"))
+    out = compose_schema_check(path)
+    assert out.returncode != 0 and "stop_grace_perod" in out.stdout
+
+
+def compose_schema_check(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 # --- Dockerfile -----------------------------------------------------------------------------
 
 
 def test_dockerfile_uses_a_slim_python_base_and_a_non_root_user() -> None:
-    instructions = dockerfile_instructions(TEMPLATE / "Dockerfile")
-    froms = [args for kw, args in instructions if kw == "FROM"]
-    assert len(froms) == 1 and froms[0].startswith("python:3.11-slim")
-    users = [args for kw, args in instructions if kw == "USER"]
-    assert users and users[-1] not in ("root", "0")
-    keywords = [kw for kw, _ in instructions]
+    (base,) = instructions("FROM")
+    assert base.value[0].startswith("python:3.11-slim")
+    users = instructions("USER")
+    assert users and users[-1].value[0] not in ("root", "0")
+    keywords = [c.cmd for c in dockerfile_commands()]
     assert keywords.index("USER") < keywords.index("CMD")
 
 
 def test_dockerfile_installs_the_pins_then_scalr_queue_from_this_repo() -> None:
-    runs = " ".join(args for kw, args in dockerfile_instructions(TEMPLATE / "Dockerfile") if kw == "RUN")
-    assert "pip install --no-cache-dir -r /tmp/requirements.txt" in runs
-    assert "pip install --no-cache-dir --no-deps /tmp/scalr-queue" in runs
+    runs = [c.value[0] for c in instructions("RUN")]
+    assert any("pip install --no-cache-dir -r /tmp/requirements.txt" in r for r in runs)
+    assert any("pip install --no-cache-dir --no-deps /tmp/scalr-queue" in r for r in runs)
+    copies = {c.value[-1]: c.value[:-1] for c in instructions("COPY")}
+    assert copies["/tmp/requirements.txt"] == ("requirements.txt",)
+    assert copies["/tmp/scalr-queue/scalr_queue"] == ("scalr_queue",)
+    assert set(copies["/tmp/scalr-queue/"]) == {"pyproject.toml", "README.md"}  # what pip needs to build it
 
 
 def test_every_copy_source_exists_and_passes_the_dockerignore() -> None:
     ignore = (TEMPLATE / "Dockerfile.dockerignore").read_text().splitlines()
     allowed = {line[1:] for line in ignore if line.startswith("!")}
-    for kw, args in dockerfile_instructions(TEMPLATE / "Dockerfile"):
-        if kw != "COPY":
-            continue
-        parts = [p for p in args.split() if not p.startswith("--")]
-        for source in parts[:-1]:
-            assert (REPO / source).exists(), f"COPY {source}: not in the build context (repo root)"
+    for copy in instructions("COPY"):
+        for source in copy.value[:-1]:
+            assert (REPO / source).exists(), f"COPY {source}: not in the build context (the repo root)"
             assert any(source == a or source.startswith(a + "/") for a in allowed), f"{source} is dockerignored"
 
 
@@ -140,23 +174,24 @@ def test_dockerfile_cmd_serves_the_app_without_reload() -> None:
     assert cmd[:2] == ["uvicorn", "src.main:app"]
     assert "--reload" not in cmd
     assert cmd[cmd.index("--host") + 1] == "0.0.0.0" and cmd[cmd.index("--port") + 1] == "8000"
-    workdir = [args for kw, args in dockerfile_instructions(TEMPLATE / "Dockerfile") if kw == "WORKDIR"][-1]
-    copies = [args for kw, args in dockerfile_instructions(TEMPLATE / "Dockerfile") if kw == "COPY"]
+    workdir = instructions("WORKDIR")[-1].value[0]
     # src/ lands in the WORKDIR, so both `src.main:app` and `src.worker` import from there.
-    assert f"template-app/backend/src {workdir}/src" in copies
+    assert ("template-app/backend/src", f"{workdir}/src") in [c.value for c in instructions("COPY")]
 
 
 def test_dockerfile_healthcheck_asks_healthz() -> None:
-    (check,) = [args for kw, args in dockerfile_instructions(TEMPLATE / "Dockerfile") if kw == "HEALTHCHECK"]
-    options, _, command = check.partition(" CMD ")
-    assert "--interval=" in options and "--timeout=" in options
-    argv = exec_form(command)
-    assert argv[0] == "python" and "http://127.0.0.1:8000/healthz" in argv[-1]
+    (check,) = instructions("HEALTHCHECK")
+    assert any(f.startswith("--interval=") for f in check.flags)
+    assert any(f.startswith("--timeout=") for f in check.flags)
+    assert check.json and check.value[:2] == ("CMD", "python")
+    assert "http://127.0.0.1:8000/healthz" in check.value[-1]
 
 
 def test_dockerfile_names_the_worker_module_for_strict_enqueue_checks() -> None:
-    envs = " ".join(args for kw, args in dockerfile_instructions(TEMPLATE / "Dockerfile") if kw == "ENV")
-    assert "SCALR_QUEUE_TASKS=src.worker" in envs
+    env: dict[str, str] = {}
+    for c in instructions("ENV"):
+        env.update(zip(c.value[::2], c.value[1::2], strict=True))
+    assert env["SCALR_QUEUE_TASKS"] == "src.worker"
     assert (BACKEND / "src" / "worker.py").is_file()
 
 
