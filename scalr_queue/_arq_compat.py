@@ -40,7 +40,7 @@ def redis_settings(settings: Settings) -> RedisSettings:
     return rs
 
 
-def retrying(spec: TaskSpec, settings: Settings, queue: str, default_timeout: float) -> Function:
+def retrying(spec: TaskSpec, settings: Settings, queue: str, default_timeout: float, max_tries: int) -> Function:
     """Wrap a task for arq's own Worker: exceptions and timeouts become ``Retry(defer=backoff)``."""
     timeout = spec.timeout_s or default_timeout
 
@@ -55,7 +55,7 @@ def retrying(spec: TaskSpec, settings: Settings, queue: str, default_timeout: fl
         except Exception as exc:
             timed_out = deadline.expired()
             failure: BaseException = TimeoutError(f"task exceeded its {timeout:g}s timeout") if timed_out else exc
-            decision = decide(failure, spec, job_try, settings, timed_out=timed_out)
+            decision = decide(failure, spec, job_try, settings, timed_out=timed_out, max_tries=max_tries)
             if decision.retry:
                 raise Retry(defer=decision.delay) from exc
             job = {
@@ -124,6 +124,8 @@ class WorkerSettings:
         # stays readable by scalr_queue's loader, which wants the unwrapped tasks
         cls.scalr_tasks = [as_task_spec(f) for f in own.get("functions", [])]
         default_timeout = float(cls.__dict__["job_timeout"])
+        max_tries = int(cls.__dict__["max_tries"])
         cls.functions = [
-            retrying(spec, settings, str(queue).removeprefix(QUEUE_PREFIX), default_timeout) for spec in cls.scalr_tasks
+            retrying(spec, settings, str(queue).removeprefix(QUEUE_PREFIX), default_timeout, max_tries)
+            for spec in cls.scalr_tasks
         ]

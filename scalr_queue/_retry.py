@@ -38,8 +38,11 @@ class Decision:
     reason: str
 
 
-def decide(exc: BaseException, spec: TaskSpec, job_try: int, settings: Settings, *, timed_out: bool) -> Decision:
-    max_tries = spec.max_tries if spec.max_tries is not None else settings.max_tries
+def decide(
+    exc: BaseException, spec: TaskSpec, job_try: int, settings: Settings, *, timed_out: bool, max_tries: int
+) -> Decision:
+    """``max_tries`` is the worker's default (settings or a WorkerSettings class); the task's own wins."""
+    max_tries = spec.max_tries if spec.max_tries is not None else max_tries
     if isinstance(exc, Fail):
         return Decision(False, 0.0, "Fail raised: not retried")
     if spec.no_retry and isinstance(exc, spec.no_retry):

@@ -477,7 +477,7 @@ class ScalrWorker(Worker):
         ref = f"{job_id}:{spec.name}"
         if timed_out:
             exc = TimeoutError(f"task exceeded its {timeout_s:g}s timeout")
-        decision = decide(exc, spec, job_try, self.settings, timed_out=timed_out)
+        decision = decide(exc, spec, job_try, self.settings, timed_out=timed_out, max_tries=self.max_tries)
         took = (now_ms() - start) / 1000
         self.metrics.duration.labels(self.queue, spec.name).observe(took)
         if decision.retry:

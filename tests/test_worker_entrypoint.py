@@ -154,8 +154,11 @@ async def flaky(ctx, n: int) -> str:
         raise ConnectionError("upstream down")
     return f"ok {n}"
 
+async def doomed(ctx) -> None:
+    raise ValueError("never works")
+
 class WorkerSettings(scalr_queue.WorkerSettings):
-    functions = [flaky]
+    functions = [flaky, doomed]
     max_tries = 3
 """
 
@@ -166,6 +169,7 @@ async def test_worker_settings_class_gets_retries_and_json_under_both_runners(
 ) -> None:
     cwd = worker_module(SETTINGS_MODULE)
     job = await scalr_queue.enqueue("flaky", n=4)
+    doomed = await scalr_queue.enqueue("doomed")
     if runner == "scalr":
         cmd = [sys.executable, "-m", "scalr_queue.worker", "jobs_mod:WorkerSettings", "--burst"]
     else:
@@ -176,3 +180,7 @@ async def test_worker_settings_class_gets_retries_and_json_under_both_runners(
     result = loads(await redis.get(f"arq:result:{job.job_id}"))
     assert result["s"] is True and result["r"] == "ok 4"
     assert await job.result(timeout=1) == "ok 4"
+    failed = await scalr_queue.get_client().failed.get(doomed.job_id)
+    assert (failed.tries, failed.error_type, failed.error_message) == (3, "ValueError", "never works")
+    with pytest.raises(scalr_queue.JobFailedError, match="never works"):
+        await doomed.result(timeout=1)
