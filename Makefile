@@ -35,8 +35,7 @@ help: ## List the targets
 bootstrap: ## Install redis-server (if missing), the venv and pinned deps; idempotent and fast on reruns
 	@scripts/bootstrap.sh
 
-test: bootstrap ## Bootstrap, then ruff, ruff format --check, mypy and pytest (what CI runs)
-	@$(MAKE) --no-print-directory lint
+test: lint ## Bootstrap, then ruff, ruff format --check, mypy and pytest (what CI runs)
 	$(PY) -m pytest -q
 
 lint: bootstrap ## ruff check, ruff format --check, mypy (scalr_queue, and the template's backend)
