@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,16 @@ _SESSION = {"started": time.time()}
 
 def mode(config: pytest.Config) -> str:
     return "full" if config.getoption("--full") else "quick"
+
+
+@pytest.fixture(autouse=True)
+def _stop_leftover_workers() -> Iterator[None]:
+    """Whatever a test does, no worker process it started outlives it (stopped by PID)."""
+    from .rsupport import STARTED
+
+    yield
+    while STARTED:
+        STARTED.pop().stop(timeout=10)
 
 
 @pytest.fixture

@@ -30,6 +30,8 @@ tasks = [work]
 """
 
 RUNS_KEY = "rel:runs"
+# every worker process start_worker() started; conftest stops the ones still alive after each test
+STARTED: list[Proc] = []
 BACK_RE = re.compile(r"Redis is back after ([0-9.]+)s")
 
 
@@ -51,7 +53,9 @@ def start_worker(
     name: str, cwd: Path, env: dict[str, str], log_dir: Path, *args: str, module: str = "rel_jobs"
 ) -> Proc:
     """``python -m scalr_queue.worker MODULE`` as a real process; output appended to ``log_dir/name.log``."""
-    return Proc(name, [sys.executable, "-m", "scalr_queue.worker", module, *args], cwd, env, log_dir)
+    proc = Proc(name, [sys.executable, "-m", "scalr_queue.worker", module, *args], cwd, env, log_dir)
+    STARTED.append(proc)
+    return proc
 
 
 def reconnect_times(log: str) -> list[float]:
