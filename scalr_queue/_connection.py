@@ -126,12 +126,21 @@ def create_redis(settings: Settings, *, blocking: bool = False) -> ScalrRedis:
     return redis
 
 
+def is_permission_error(exc: BaseException) -> bool:
+    """A Redis ACL refusal: a command, or a command inside one of our scripts, not allowed for the user."""
+    text = str(exc)
+    return isinstance(exc, NoPermissionError | AuthorizationError) or (
+        isinstance(exc, ResponseError)
+        and ("NOPERM" in text or "no permissions to" in text or "can't run this command" in text)
+    )
+
+
 def unavailable(exc: BaseException, settings: Settings, doing: str) -> QueueUnavailableError:
     """Map a redis-py error to one clear line; the URL is shown with its password masked."""
     where = settings.safe_redis_url
     if isinstance(exc, AuthenticationError) or "WRONGPASS" in str(exc) or "NOAUTH" in str(exc):
         why = "Redis refused the credentials (check the user and password in REDIS_URL)"
-    elif isinstance(exc, NoPermissionError | AuthorizationError) or "NOPERM" in str(exc):
+    elif is_permission_error(exc):
         why = f"the Redis user lacks a permission scalr_queue needs ({exc}); see the README's ACL line"
     elif isinstance(exc, OutOfMemoryError) or (isinstance(exc, ResponseError) and str(exc).startswith("OOM")):
         why = "Redis is out of memory (maxmemory reached with noeviction): nothing was written"

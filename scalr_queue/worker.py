@@ -83,10 +83,20 @@ def run(args: argparse.Namespace, prog: str = PROG) -> int:
         worker = ScalrWorker(config, settings, queue=args.queue, concurrency=args.concurrency, burst=args.burst)
         await worker.run_async()
 
+    from redis.exceptions import RedisError
+
+    from ._connection import is_permission_error, unavailable
+
     try:
         asyncio.run(main())
     except KeyboardInterrupt:  # pragma: no cover - signal handlers normally catch this first
         return 130
+    except RedisError as exc:
+        if not is_permission_error(exc):
+            raise
+        # a Redis ACL too narrow for the worker: one line and exit 2, not a traceback and a crash loop
+        print(f"{prog}: error: {unavailable(exc, settings, 'worker')}", file=sys.stderr)
+        return 2
     return 0
 
 
