@@ -70,7 +70,7 @@ async def test_sigkilled_workers_lose_no_job_and_duplicate_only_what_they_held(
             proc = workers[name]
             # a random moment once the process is up and holding jobs
             await wait_until(lambda p=proc: _holds_jobs(redis, p.popen.pid), timeout=30, what=f"worker {name} busy")
-            await asyncio.sleep(rng.uniform(0.05, 0.8))
+            await asyncio.sleep(rng.uniform(1.0, 10.0) if full else rng.uniform(0.05, 0.8))
             assert await redis.zcard(f"arq:queue:{QUEUE}") > CONCURRENCY * 2, "queue drained before the kills: raise N"
             proc.popen.send_signal(signal.SIGKILL)
             proc.popen.wait(10)
