@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,7 @@ class System:
     queue_key: str  # the sorted set its jobs wait in
     poll_delay: float | None = None  # vanilla arq only
     extra_env: tuple[tuple[str, str], ...] = ()  # variants, e.g. (("SCALR_QUEUE_LOG_LEVEL", "WARNING"),)
+    code_root: Path = ROOT  # the directory scalr_queue is imported from (a git snapshot, or the tree)
 
     def worker_cmd(self, url: str, concurrency: int) -> list[str]:
         if self.producer == "arq":
@@ -48,7 +51,7 @@ class System:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCALR_QUEUE_")}
         env["REDIS_URL"] = url
         env.update(self.extra_env)
-        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([str(self.code_root), str(ROOT), env.get("PYTHONPATH", "")]))
         return env
 
 
@@ -67,7 +70,7 @@ class Worker:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             system.worker_cmd(url, concurrency),
-            cwd=ROOT,
+            cwd=system.code_root,  # `python -m` puts the cwd first on sys.path
             env=system.env(url),
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -144,10 +147,31 @@ class Counter:
             time.sleep(step)
 
 
+def snapshot_scalr(ref: str) -> tuple[Path, str]:
+    """Export scalr_queue/ at a git ref to a temp dir, so a long run is not hit by edits in the tree."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", ref], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    dest = Path(tempfile.mkdtemp(prefix=f"scalr-bench-{commit}-"))
+    archive = subprocess.run(["git", "archive", commit, "scalr_queue"], cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return dest, commit
+
+
+def source_hash(code_root: Path) -> str:
+    """Short hash of the scalr_queue sources a run used (tells runs on edited trees apart)."""
+    h = hashlib.sha256()
+    for f in sorted((code_root / "scalr_queue").glob("*.py")):
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def client(system: System, url: str, *args: Any, timeout: float = 600) -> dict[str, Any]:
     """Run one bench.clients operation in a subprocess and return its JSON answer."""
     cmd = [sys.executable, "-m", "bench.clients", system.producer, url, *map(str, args)]
-    out = subprocess.run(cmd, cwd=ROOT, env=system.env(url), capture_output=True, timeout=timeout, check=False)
+    out = subprocess.run(
+        cmd, cwd=system.code_root, env=system.env(url), capture_output=True, timeout=timeout, check=False
+    )
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[2:5])} failed ({out.returncode}): {out.stderr.decode()[-2000:]}")
     return json.loads(out.stdout.decode().strip().splitlines()[-1])

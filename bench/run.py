@@ -31,7 +31,7 @@ from typing import Any
 
 from bench import scenarios, web
 from bench._stats import __doc__ as STATS_METHOD
-from bench._systems import ALL, ROOT, System
+from bench._systems import ALL, ROOT, System, snapshot_scalr, source_hash
 from bench.report import medians, render
 
 SCENARIOS = ("enqueue", "drain1", "drain2", "idle_latency", "monitor", "scale", "web")
@@ -82,7 +82,7 @@ def _version(dist: str) -> str:
         return "n/a"
 
 
-def machine_facts() -> dict[str, Any]:
+def machine_facts(code_root: Path, ref: str | None) -> dict[str, Any]:
     cpu_model = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -106,7 +106,8 @@ def machine_facts() -> dict[str, Any]:
         "hiredis": _version("hiredis"),
         "orjson": _version("orjson"),
         "redis_server": next((w.removeprefix("v=") for w in server.split() if w.startswith("v=")), server.strip()),
-        "scalr_commit": commit + (" (+uncommitted scalr_queue changes)" if dirty else ""),
+        "scalr_commit": ref or (commit + (" (+uncommitted scalr_queue changes)" if dirty else "")),
+        "scalr_source_sha256": source_hash(code_root),
         "cores": os.cpu_count(),
         "cpu_model": cpu_model,
         "kernel": platform.release(),
@@ -114,7 +115,7 @@ def machine_facts() -> dict[str, Any]:
     }
 
 
-def _run_one(name: str, fn: Any, errors: list[str]) -> dict[str, Any] | None:
+def _run_one(name: str, fn: Any, errors: list[str], code_root: Path) -> dict[str, Any] | None:
     t = time.monotonic()
     try:
         res = fn()
@@ -123,12 +124,21 @@ def _run_one(name: str, fn: Any, errors: list[str]) -> dict[str, Any] | None:
         print(f"  {name}: FAILED {exc!r}", file=sys.stderr, flush=True)
         return None
     print(f"  {name}: {time.monotonic() - t:.1f}s", file=sys.stderr, flush=True)
+    if isinstance(res, dict):
+        res["scalr_source_sha256"] = source_hash(code_root)  # which code this repeat ran
     return res  # type: ignore[no-any-return]
 
 
-def run(mode: str, only: list[str], systems: tuple[System, ...], out: Path | None) -> dict[str, Any]:
+def run(
+    mode: str, only: list[str], systems: tuple[System, ...], out: Path | None, ref: str | None = None
+) -> dict[str, Any]:
     log_dir = Path(tempfile.mkdtemp(prefix="scalr-bench-"))
     plan = plan_for(mode, log_dir)
+    commit = None
+    if ref:
+        plan.code_root, commit = snapshot_scalr(ref)
+        systems = tuple(dataclasses.replace(s, code_root=plan.code_root) for s in systems)
+    print(f"scalr_queue from {plan.code_root} ({commit or 'working tree'})", file=sys.stderr, flush=True)
     chosen = [s for s in SCENARIOS if not only or any(s == o or s.startswith(o) for o in only)]
     raw: dict[str, Any] = {s: {} for s in chosen}
     errors: list[str] = []
@@ -139,7 +149,9 @@ def run(mode: str, only: list[str], systems: tuple[System, ...], out: Path | Non
         for sc in chosen:
             if sc == "enqueue":
                 for prod, system in producers.items():
-                    res = _run_one(f"enqueue {prod}", lambda s=system: scenarios.enqueue(s, plan), errors)
+                    res = _run_one(
+                        f"enqueue {prod}", lambda s=system: scenarios.enqueue(s, plan), errors, plan.code_root
+                    )
                     if res:
                         raw[sc].setdefault(f"{prod}-producer", []).append(res)
             elif sc in ("drain1", "drain2", "idle_latency"):
@@ -153,25 +165,30 @@ def run(mode: str, only: list[str], systems: tuple[System, ...], out: Path | Non
                         def fn(s: System = system, p: int = int(sc[-1])) -> dict[str, Any]:
                             return scenarios.drain(s, plan, p)
 
-                    res = _run_one(f"{sc} {system.key}", fn, errors)
+                    res = _run_one(f"{sc} {system.key}", fn, errors, plan.code_root)
                     if res:
                         raw[sc].setdefault(system.key, []).append(res)
     # one pass each: scale repeats its windows inside one worker run; MONITOR counts are exact
     if "monitor" in chosen:
         for system in systems:
-            res = _run_one(f"monitor {system.key}", lambda s=system: scenarios.monitor_breakdown(s, plan), errors)
+            res = _run_one(
+                f"monitor {system.key}", lambda s=system: scenarios.monitor_breakdown(s, plan), errors, plan.code_root
+            )
             if res:
                 raw["monitor"][system.key] = [res]
     if "scale" in chosen:
         for size in plan.scale_sizes:
             for system in systems:
                 res = _run_one(
-                    f"scale {size} {system.key}", lambda s=system, n=size: scenarios.scale(s, plan, n), errors
+                    f"scale {size} {system.key}",
+                    lambda s=system, n=size: scenarios.scale(s, plan, n),
+                    errors,
+                    plan.code_root,
                 )
                 if res:
                     raw["scale"].setdefault(system.key, {})[str(size)] = res
     if "web" in chosen:
-        res = _run_one("web", lambda: web.run(plan), errors)
+        res = _run_one("web", lambda: web.run(plan), errors, plan.code_root)
         raw["web"] = res or {"skipped": "failed: see errors"}
 
     summary: dict[str, Any] = {}
@@ -184,7 +201,7 @@ def run(mode: str, only: list[str], systems: tuple[System, ...], out: Path | Non
             summary[sc] = {k: medians(v) for k, v in per.items()}
     result = {
         "mode": mode,
-        "meta": machine_facts(),
+        "meta": machine_facts(plan.code_root, commit),
         "plan": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(plan).items()},
         "systems": {
             s.key: {"label": s.label, "producer": s.producer, "queue_key": s.queue_key, "poll_delay": s.poll_delay}
@@ -217,6 +234,12 @@ def main(argv: list[str] | None = None) -> int:
     size.add_argument("--tiny", action="store_true", help="seconds: the smoke test's size, numbers meaningless")
     parser.add_argument("--only", nargs="+", default=[], metavar="NAME", help=f"scenarios: {' '.join(SCENARIOS)}")
     parser.add_argument("--systems", nargs="+", default=[s.key for s in ALL], choices=[s.key for s in ALL])
+    parser.add_argument(
+        "--scalr-ref",
+        default=None,
+        metavar="REF",
+        help="measure scalr_queue as committed at this git ref (e.g. HEAD), not the working tree",
+    )
     parser.add_argument("--out", type=Path, default=None, help="result JSON path (default bench/results/<UTC>.json)")
     args = parser.parse_args(argv)
     for o in args.only:
@@ -224,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown scenario {o!r}: choose from {', '.join(SCENARIOS)}")
     mode = "quick" if args.quick else "tiny" if args.tiny else "full"
     systems = tuple(s for s in ALL if s.key in args.systems)
-    result = run(mode, args.only, systems, args.out)
+    result = run(mode, args.only, systems, args.out, args.scalr_ref)
     print(render(result))
     print(f"result: {result['path']}", file=sys.stderr)
     if result["errors"]:

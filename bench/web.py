@@ -118,7 +118,8 @@ def run(plan: Any) -> dict[str, Any]:
     port = free_port()
     with RedisServer() as server:
         env = dict(os.environ)
-        env.update(REDIS_URL=server.url, PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
+        code = getattr(plan, "code_root", ROOT)
+        env.update(REDIS_URL=server.url, PYTHONPATH=os.pathsep.join([str(code), str(ROOT), env.get("PYTHONPATH", "")]))
         log = Path(plan.log_dir) / "uvicorn.log"
         with open(log, "wb") as fh:
             proc = subprocess.Popen(
