@@ -189,12 +189,20 @@ def result_payload(
     result: Any,
     start_ms: int,
     finish_ms: int,
-) -> bytes:
-    """arq's result record (``t f a k et s r st ft q id``) as JSON.
+) -> tuple[bytes, str | None]:
+    """arq's result record (``t f a k et s r st ft q id``) as JSON, and why the result was dropped.
 
-    A result that cannot be encoded is replaced by an error record so that the job's outcome
-    (it ran) is still stored; the worker logs a warning.
+    A result that cannot be encoded is replaced by an error record, so that the job's outcome
+    (it ran) is still stored; the caller logs the reason. Only the result is checked for NaN:
+    the rest came out of JSON a moment ago.
     """
+    problem = None
+    try:
+        encoded = dumps(result)
+    except TypeError as exc:
+        problem = f"the task's result cannot be stored as JSON: {exc}"
+        encoded = orjson.dumps({"type": "ResultEncodingError", "message": problem, "traceback": ""})
+        success = False
     record = {
         "t": job_try,
         "f": job.get("f"),
@@ -202,23 +210,15 @@ def result_payload(
         "k": job.get("k", {}),
         "et": job.get("et", 0),
         "s": success,
-        "r": result,
         "st": start_ms,
         "ft": finish_ms,
         "q": queue,
         "id": job_id,
     }
-    try:
-        return dumps(record)
-    except TypeError as exc:
-        record["r"] = {
-            "type": "ResultEncodingError",
-            "message": f"the task's result cannot be stored as JSON: {exc}",
-            "traceback": "",
-        }
-        record["s"] = False
+    if problem:
         record["re"] = True
-        return dumps(record)
+    head = orjson.dumps(record, option=_DUMPS_OPTS)
+    return head[:-1] + b',"r":' + encoded + b"}", problem
 
 
 def pretty(value: Any) -> str:

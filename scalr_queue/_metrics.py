@@ -8,11 +8,23 @@ process, or a test, never collide. The endpoint is read-only and binds ``127.0.0
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 logger = logging.getLogger("scalr_queue.worker")
+
+
+@dataclass(frozen=True)
+class TaskMetrics:
+    """One task's labelled children, looked up once instead of on every job."""
+
+    started: Any
+    succeeded: Any
+    retried: Any
+    failed: Any
+    duration: Any
 
 
 class WorkerMetrics:
@@ -39,9 +51,23 @@ class WorkerMetrics:
             "scalr_queue_failed_set_size", "Jobs in the failed set", ["queue"], registry=self.registry
         )
         self._server: Any = None
+        self._tasks: dict[str, TaskMetrics] = {}
         self.disruptions = Counter(
             "scalr_queue_redis_disruptions", "Times Redis became unreachable", ["queue"], registry=self.registry
         )
+
+    def task(self, name: str) -> TaskMetrics:
+        found = self._tasks.get(name)
+        if found is None:
+            labels = (self.queue, name)
+            found = self._tasks[name] = TaskMetrics(
+                self.started.labels(*labels),
+                self.succeeded.labels(*labels),
+                self.retried.labels(*labels),
+                self.failed.labels(*labels),
+                self.duration.labels(*labels),
+            )
+        return found
 
     def serve(self, host: str, port: int) -> None:
         self._server, _thread = start_http_server(port, addr=host, registry=self.registry)

@@ -20,7 +20,7 @@ import signal
 import socket
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -406,21 +406,19 @@ class ScalrWorker(Worker):
             "job_try": job_try,
             "queue": self.queue,
             "score": claimed_ms,
-            "enqueue_time": datetime.fromtimestamp(job["et"] / 1000).astimezone(),
+            "enqueue_time": datetime.fromtimestamp(job["et"] / 1000, tz=UTC),
         }
         timeout_s = spec.timeout_s or self.job_timeout_s or self.settings.job_timeout
         if self.on_job_start:
             await self.on_job_start(ctx)
+        metrics = self.metrics.task(spec.name)
+        metrics.started.inc()
         start = now_ms()
-        logger.info(
-            "%6.2fs → %s(%s)%s",
-            (start - job["et"]) / 1000,
-            ref,
-            args_to_string(job["a"], kwargs),
-            f" try={job_try}" if job_try > 1 else "",
-        )
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%6.2fs → %s(%s) try=%d", (start - job["et"]) / 1000, ref, args_to_string(job["a"], kwargs), job_try
+            )
         deadline = asyncio.timeout(timeout_s)
-        self.metrics.started.labels(self.queue, spec.name).inc()
         try:
             async with deadline:
                 result = await spec.coroutine(ctx, *job["a"], **kwargs)
@@ -439,12 +437,21 @@ class ScalrWorker(Worker):
             return
         finish = now_ms()
         self.jobs_complete += 1
-        self.metrics.succeeded.labels(self.queue, spec.name).inc()
-        self.metrics.duration.labels(self.queue, spec.name).observe((finish - start) / 1000)
-        logger.info("%6.2fs ← %s ● %s", (finish - start) / 1000, ref, "" if result is None else truncate(repr(result)))
+        metrics.succeeded.inc()
+        metrics.duration.observe((finish - start) / 1000)
+        if logger.isEnabledFor(logging.INFO):  # one line per attempt; the start line is DEBUG
+            logger.info(
+                "%6.2fs ← %s%s waited %.2fs%s",
+                (finish - start) / 1000,
+                ref,
+                f" try={job_try}" if job_try > 1 else "",
+                (start - job["et"]) / 1000,
+                "" if result is None else f" ● {truncate(repr(result))}",
+            )
         keep = self.keep_result_s if spec.keep_result_s is None else spec.keep_result_s
-        data = (
-            result_payload(
+        data = b""
+        if keep > 0:
+            data, problem = result_payload(
                 job_id=job_id,
                 job=job,
                 queue=self.queue,
@@ -454,13 +461,8 @@ class ScalrWorker(Worker):
                 start_ms=start,
                 finish_ms=finish,
             )
-            if keep > 0
-            else b""
-        )
-        if data and loads(data).get("re"):
-            logger.warning(
-                "%s: result of type %s is not JSON; stored an error in its place", ref, type(result).__name__
-            )
+            if problem:
+                logger.warning("%s: %s; stored an error in its place", ref, problem)
         await self._finish(("D", job_id, data, "", int(keep * 1000)))
 
     async def _attempt_failed(
@@ -479,10 +481,10 @@ class ScalrWorker(Worker):
             exc = TimeoutError(f"task exceeded its {timeout_s:g}s timeout")
         decision = decide(exc, spec, job_try, self.settings, timed_out=timed_out, max_tries=self.max_tries)
         took = (now_ms() - start) / 1000
-        self.metrics.duration.labels(self.queue, spec.name).observe(took)
+        self.metrics.task(spec.name).duration.observe(took)
         if decision.retry:
             self.jobs_retried += 1
-            self.metrics.retried.labels(self.queue, spec.name).inc()
+            self.metrics.task(spec.name).retried.inc()
             logger.warning(
                 "%6.2fs ↻ %s %s: %s: %s; retrying in %.2fs",
                 took,
@@ -544,13 +546,14 @@ class ScalrWorker(Worker):
         raw: bytes | None = None,
     ) -> None:
         self.jobs_failed += 1
-        self.metrics.failed.labels(self.queue, job.get("f", "?") if job else "?").inc()
+        self.metrics.task(job.get("f", "?") if job else "?").failed.inc()
         record = failure_record(
             job_id=job_id, queue=self.queue, job=job, tries=job_try, reason=reason, error=error, raw=raw
         )
         keep = self.keep_result_s
-        result = (
-            result_payload(
+        result = b""
+        if keep > 0:
+            result, _ = result_payload(
                 job_id=job_id,
                 job=job or {},
                 queue=self.queue,
@@ -560,9 +563,6 @@ class ScalrWorker(Worker):
                 start_ms=start,
                 finish_ms=now_ms(),
             )
-            if keep > 0
-            else b""
-        )
         await self._finish(("F", job_id, record, result, int(keep * 1000)))
 
     # -- finishing ----------------------------------------------------------------------
