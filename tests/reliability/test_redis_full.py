@@ -30,7 +30,7 @@ async def work(ctx, i: int, pad: str = "") -> int:
 
 tasks = [work]
 """
-DONE_RE = re.compile(r"← (f\d+):work ●")
+DONE_RE = re.compile(r"← (f\d+):work\b")
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
