@@ -100,9 +100,9 @@ class ScalrWorker(Worker):
         self._stop = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._shutting_down = False
-        self._ops: list[tuple[Op, asyncio.Future[None]]] = []
+        self._ops: list[Op] = []
         # jobs whose finish op is queued or in flight: their lease marker may already be gone
-        self._finishing: set[str] = set()
+        self._flushing: set[asyncio.Task[None]] = set()
         self._blocking: ScalrRedis | None = None
         self._background: list[asyncio.Task[None]] = []
         self._outage_since: float | None = None
@@ -430,7 +430,7 @@ class ScalrWorker(Worker):
                 task.uncancel()
             self.shutdown_requeued += 1
             logger.info("%s cancelled by shutdown: back on the queue, not counted as a try", ref)
-            await self._finish(("Q", job_id, "", "", now_ms()))
+            self._finish(("Q", job_id, "", "", now_ms()))
             return
         except Exception as exc:  # every task error is handled: retried or recorded, never lost
             await self._attempt_failed(job_id, job, spec, job_try, exc, deadline.expired(), start, timeout_s)
@@ -463,7 +463,7 @@ class ScalrWorker(Worker):
             )
             if problem:
                 logger.warning("%s: %s; stored an error in its place", ref, problem)
-        await self._finish(("D", job_id, data, "", int(keep * 1000)))
+        self._finish(("D", job_id, data, "", int(keep * 1000)))
 
     async def _attempt_failed(
         self,
@@ -494,7 +494,7 @@ class ScalrWorker(Worker):
                 exc,
                 decision.delay,
             )
-            await self._finish(("R", job_id, "", "", now_ms() + int(decision.delay * 1000)))
+            self._finish(("R", job_id, "", "", now_ms() + int(decision.delay * 1000)))
             return
         log = logger.error if not isinstance(exc, Fail) else logger.warning
         log(
@@ -533,7 +533,7 @@ class ScalrWorker(Worker):
             did_you_mean(name, self.specs),
             self.settings.unknown_task_delay,
         )
-        await self._finish(("Q", job_id, "", "", now_ms() + int(self.settings.unknown_task_delay * 1000)))
+        self._finish(("Q", job_id, "", "", now_ms() + int(self.settings.unknown_task_delay * 1000)))
 
     async def _fail(
         self,
@@ -563,29 +563,32 @@ class ScalrWorker(Worker):
                 start_ms=start,
                 finish_ms=now_ms(),
             )
-        await self._finish(("F", job_id, record, result, int(keep * 1000)))
+        self._finish(("F", job_id, record, result, int(keep * 1000)))
 
     # -- finishing ----------------------------------------------------------------------
 
-    async def _finish(self, op: Op) -> None:
-        """Queue a finish op; ops from jobs that end in the same loop tick share one Lua call."""
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-        self._finishing.add(op[1])
-        self._ops.append((op, fut))
+    def _finish(self, op: Op) -> None:
+        """Queue a finish op; the ops of jobs that end in the same loop tick share one Lua call.
+
+        The job's slot frees as soon as its op is queued, so the next claim overlaps this flush
+        instead of waiting a round trip for it. Nothing is lost if the worker dies before the
+        flush: the job still holds its lease, so it runs again (at-least-once).
+        """
+        self._ops.append(op)
         if len(self._ops) == 1:
-            loop.call_soon(lambda: loop.create_task(self._flush()))
-        try:
-            await asyncio.shield(fut)
-        finally:
-            self._finishing.discard(op[1])
+            asyncio.get_running_loop().call_soon(self._start_flush)
+
+    def _start_flush(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._flush())
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
 
     async def _flush(self) -> None:
         batch, self._ops = self._ops, []
         if not batch:
             return
         args: list[Any] = [now_ms(), self.settings.failed_max, self.worker_id]
-        for op, _ in batch:
+        for op in batch:
             args.extend(op)
         keys = [self.queue_name, failed_key(self.queue), failed_jobs_key(self.queue), wake_key(self.queue)]
         delay, deadline = 0.1, time.monotonic() + max(self.settings.lease, 5.0)
@@ -599,7 +602,7 @@ class ScalrWorker(Worker):
                         self.settings.failed_max,
                         dropped,
                     )
-                break
+                return
             except REDIS_ERRORS as exc:
                 self._redis_down(exc)
                 if time.monotonic() > deadline:
@@ -608,16 +611,17 @@ class ScalrWorker(Worker):
                         len(batch),
                         exc,
                     )
-                    break
+                    return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
-        for _, fut in batch:
-            if not fut.done():
-                fut.set_result(None)
 
     async def _flush_now(self) -> None:
-        while self._ops:
-            await self._flush()
+        """Shutdown: send what is queued and wait for every flush in flight."""
+        while self._ops or self._flushing:
+            if self._ops:
+                await self._flush()
+            if self._flushing:
+                await asyncio.gather(*self._flushing, return_exceptions=True)
 
     # -- background: leases, health, registry, cron ----------------------------------------
 
@@ -637,7 +641,7 @@ class ScalrWorker(Worker):
                 self._redis_down(exc)
                 continue
             for job_id in lost:
-                if job_id.decode() in self._finishing or job_id.decode() not in self.tasks:
+                if job_id.decode() not in self.tasks:
                     continue  # it finished while the renewal was in flight: its lease is gone on purpose
                 logger.warning(
                     "lease lost on job %s (this worker was paused or cut off for longer than the "
