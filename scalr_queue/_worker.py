@@ -20,37 +20,33 @@ import signal
 import socket
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
-from typing import Any
 
 from arq.connections import RedisSettings, log_redis_info
-from arq.utils import args_to_string, truncate
 from arq.worker import Worker
 
 from . import _registry, _scripts
 from ._client import QueueClient
-from ._codec import BadPayload, dumps, error_record, loads, parse_job, result_payload
+from ._codec import dumps, loads
 from ._connection import REDIS_ERRORS, ScalrRedis, aw, create_redis, eval_script
-from ._constants import failed_jobs_key, failed_key, queue_key, wake_key
-from ._errors import Fail, TaskArgumentsError
-from ._failed import failure_record
+from ._constants import queue_key, wake_key
+from ._execution import JobExecution
+from ._finisher import Finisher
 from ._loader import WorkerConfig
 from ._metrics import WorkerMetrics
-from ._retry import decide
 from ._settings import Settings
-from ._tasks import TaskSpec, as_task_spec, did_you_mean
+from ._tasks import TaskSpec, as_task_spec
 
 logger = logging.getLogger("scalr_queue.worker")
 CLAIM_MAX = 500
-Op = tuple[str, str, bytes | str, bytes | str, int]
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class ScalrWorker(Worker):
+class ScalrWorker(JobExecution, Worker):
     """Runs one queue's jobs. Build it from a WorkerConfig; ``await worker.run_async()``."""
 
     def __init__(
@@ -100,15 +96,18 @@ class ScalrWorker(Worker):
         self._stop = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._shutting_down = False
-        self._ops: list[Op] = []
-        # jobs whose finish op is queued or in flight: their lease marker may already be gone
-        self._flushing: set[asyncio.Task[None]] = set()
+        self._finisher: Finisher | None = None
         self._blocking: ScalrRedis | None = None
         self._background: list[asyncio.Task[None]] = []
         self._outage_since: float | None = None
         self.reconnect_times: list[float] = []
         self.shutdown_requeued = 0
         self.metrics = WorkerMetrics(self.queue)
+
+    @property
+    def finisher(self) -> Finisher:
+        assert self._finisher is not None, "the worker is not running"
+        return self._finisher
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -169,6 +168,14 @@ class ScalrWorker(Worker):
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.request_stop, sig)
         self._pool = create_redis(self.settings)
+        self._finisher = Finisher(
+            self._pool,
+            self.queue,
+            self.worker_id,
+            failed_max=self.settings.failed_max,
+            give_up_after=max(self.settings.lease, 5.0),
+            on_redis_error=self._redis_down,
+        )
         self._blocking = create_redis(self.settings, blocking=True)
         client = QueueClient(self.settings)
         client._redis, client._loop = self._pool, loop
@@ -205,7 +212,7 @@ class ScalrWorker(Worker):
             for task in self._background:
                 task.cancel()
             await asyncio.gather(*self._background, return_exceptions=True)
-            await self._flush_now()
+            await self.finisher.drain()
             await self._say_goodbye()
             if self._signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
@@ -338,290 +345,6 @@ class ScalrWorker(Worker):
     def _job_done(self, job_id: str, _task: asyncio.Task[None]) -> None:
         self.tasks.pop(job_id, None)
         self._slot_freed.set()
-
-    # -- running ------------------------------------------------------------------------
-
-    async def _refuse(
-        self,
-        job_id: str,
-        job: dict[str, Any] | None,
-        job_try: int,
-        start: int,
-        kind: str,
-        reason: str,
-        raw: bytes | None = None,
-    ) -> None:
-        """A job that must not run (no payload, not our JSON, expired): straight to the failed set."""
-        await self._fail(
-            job_id, job, job_try, reason, {"type": kind, "message": reason, "traceback": ""}, start, raw=raw
-        )
-
-    async def _run(self, job_id: str, raw: bytes | None, job_try: int) -> None:
-        start = now_ms()
-        if raw is None:
-            reason = "job payload is missing (it expired or was deleted before a worker took it)"
-            logger.warning("job %s: %s", job_id, reason)
-            await self._refuse(job_id, None, job_try, start, "JobExpired", reason)
-            return
-        try:
-            job = parse_job(raw)
-        except BadPayload as exc:
-            logger.error("job %s refused: %s; moved to the failed set", job_id, exc)
-            await self._refuse(job_id, None, job_try, start, "BadPayload", str(exc), raw=raw)
-            return
-        name = job["f"]
-        job_try = max(job_try, int(job.get("t") or 0))
-        if job.get("x") is not None and start > int(job["x"]):
-            reason = "expired: not started before its _expires deadline"
-            logger.warning("job %s:%s %s", job_id, name, reason)
-            await self._refuse(job_id, job, job_try, start, "JobExpired", reason)
-            return
-        spec = self.specs.get(name)
-        if spec is None:
-            await self._unknown_task(job_id, job, job_try, start)
-            return
-        try:
-            kwargs = spec.convert_kwargs(job["k"])
-            if not job["a"]:
-                spec.signature.check(name, kwargs)
-        except TaskArgumentsError as exc:
-            logger.error("job %s:%s refused: %s", job_id, name, exc)
-            await self._fail(job_id, job, job_try, str(exc), error_record(exc), start)
-            return
-        await self._execute(job_id, job, spec, kwargs, job_try, start)
-
-    async def _execute(
-        self,
-        job_id: str,
-        job: dict[str, Any],
-        spec: TaskSpec,
-        kwargs: dict[str, Any],
-        job_try: int,
-        claimed_ms: int,
-    ) -> None:
-        ref = f"{job_id}:{spec.name}"
-        ctx = {
-            **self.ctx,
-            "job_id": job_id,
-            "job_try": job_try,
-            "queue": self.queue,
-            "score": claimed_ms,
-            "enqueue_time": datetime.fromtimestamp(job["et"] / 1000, tz=UTC),
-        }
-        timeout_s = spec.timeout_s or self.job_timeout_s or self.settings.job_timeout
-        if self.on_job_start:
-            await self.on_job_start(ctx)
-        metrics = self.metrics.task(spec.name)
-        metrics.started.inc()
-        start = now_ms()
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "%6.2fs → %s(%s) try=%d", (start - job["et"]) / 1000, ref, args_to_string(job["a"], kwargs), job_try
-            )
-        deadline = asyncio.timeout(timeout_s)
-        try:
-            async with deadline:
-                result = await spec.coroutine(ctx, *job["a"], **kwargs)
-        except asyncio.CancelledError:
-            if not self._shutting_down:
-                raise
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
-            self.shutdown_requeued += 1
-            logger.info("%s cancelled by shutdown: back on the queue, not counted as a try", ref)
-            self._finish(("Q", job_id, "", "", now_ms()))
-            return
-        except Exception as exc:  # every task error is handled: retried or recorded, never lost
-            await self._attempt_failed(job_id, job, spec, job_try, exc, deadline.expired(), start, timeout_s)
-            return
-        finish = now_ms()
-        self.jobs_complete += 1
-        metrics.succeeded.inc()
-        metrics.duration.observe((finish - start) / 1000)
-        if logger.isEnabledFor(logging.INFO):  # one line per attempt; the start line is DEBUG
-            logger.info(
-                "%6.2fs ← %s%s waited %.2fs%s",
-                (finish - start) / 1000,
-                ref,
-                f" try={job_try}" if job_try > 1 else "",
-                (start - job["et"]) / 1000,
-                "" if result is None else f" ● {truncate(repr(result))}",
-            )
-        keep = self.keep_result_s if spec.keep_result_s is None else spec.keep_result_s
-        data = b""
-        if keep > 0:
-            data, problem = result_payload(
-                job_id=job_id,
-                job=job,
-                queue=self.queue,
-                job_try=job_try,
-                success=True,
-                result=result,
-                start_ms=start,
-                finish_ms=finish,
-            )
-            if problem:
-                logger.warning("%s: %s; stored an error in its place", ref, problem)
-        self._finish(("D", job_id, data, "", int(keep * 1000)))
-
-    async def _attempt_failed(
-        self,
-        job_id: str,
-        job: dict[str, Any],
-        spec: TaskSpec,
-        job_try: int,
-        exc: Exception,
-        timed_out: bool,
-        start: int,
-        timeout_s: float,
-    ) -> None:
-        ref = f"{job_id}:{spec.name}"
-        if timed_out:
-            exc = TimeoutError(f"task exceeded its {timeout_s:g}s timeout")
-        decision = decide(exc, spec, job_try, self.settings, timed_out=timed_out, max_tries=self.max_tries)
-        took = (now_ms() - start) / 1000
-        self.metrics.task(spec.name).duration.observe(took)
-        if decision.retry:
-            self.jobs_retried += 1
-            self.metrics.task(spec.name).retried.inc()
-            logger.warning(
-                "%6.2fs ↻ %s %s: %s: %s; retrying in %.2fs",
-                took,
-                ref,
-                decision.reason,
-                type(exc).__name__,
-                exc,
-                decision.delay,
-            )
-            self._finish(("R", job_id, "", "", now_ms() + int(decision.delay * 1000)))
-            return
-        log = logger.error if not isinstance(exc, Fail) else logger.warning
-        log(
-            "%6.2fs ! %s failed for good (%s): %s: %s; moved to the failed set",
-            took,
-            ref,
-            decision.reason,
-            type(exc).__name__,
-            exc,
-            exc_info=not isinstance(exc, Fail),
-        )
-        await self._fail(job_id, job, job_try, decision.reason, error_record(exc), start)
-
-    async def _unknown_task(self, job_id: str, job: dict[str, Any], job_try: int, start: int) -> None:
-        name = job["f"]
-        age = (start - job["et"]) / 1000
-        if age > self.settings.unknown_task_max_age:
-            reason = (
-                f"no worker knows task {name!r}{did_you_mean(name, self.specs)} "
-                f"after {age:.0f}s (SCALR_QUEUE_UNKNOWN_TASK_MAX_AGE)"
-            )
-            logger.error("job %s: %s; moved to the failed set", job_id, reason)
-            await self._fail(
-                job_id,
-                job,
-                job_try,
-                reason,
-                {"type": "UnknownTask", "message": reason, "traceback": ""},
-                start,
-            )
-            return
-        logger.warning(
-            "job %s: this worker has no task %r%s; put back for %gs (a newer worker may know it)",
-            job_id,
-            name,
-            did_you_mean(name, self.specs),
-            self.settings.unknown_task_delay,
-        )
-        self._finish(("Q", job_id, "", "", now_ms() + int(self.settings.unknown_task_delay * 1000)))
-
-    async def _fail(
-        self,
-        job_id: str,
-        job: dict[str, Any] | None,
-        job_try: int,
-        reason: str,
-        error: dict[str, str],
-        start: int,
-        raw: bytes | None = None,
-    ) -> None:
-        self.jobs_failed += 1
-        self.metrics.task(job.get("f", "?") if job else "?").failed.inc()
-        record = failure_record(
-            job_id=job_id, queue=self.queue, job=job, tries=job_try, reason=reason, error=error, raw=raw
-        )
-        keep = self.keep_result_s
-        result = b""
-        if keep > 0:
-            result, _ = result_payload(
-                job_id=job_id,
-                job=job or {},
-                queue=self.queue,
-                job_try=job_try,
-                success=False,
-                result=error,
-                start_ms=start,
-                finish_ms=now_ms(),
-            )
-        self._finish(("F", job_id, record, result, int(keep * 1000)))
-
-    # -- finishing ----------------------------------------------------------------------
-
-    def _finish(self, op: Op) -> None:
-        """Queue a finish op; the ops of jobs that end in the same loop tick share one Lua call.
-
-        The job's slot frees as soon as its op is queued, so the next claim overlaps this flush
-        instead of waiting a round trip for it. Nothing is lost if the worker dies before the
-        flush: the job still holds its lease, so it runs again (at-least-once).
-        """
-        self._ops.append(op)
-        if len(self._ops) == 1:
-            asyncio.get_running_loop().call_soon(self._start_flush)
-
-    def _start_flush(self) -> None:
-        task = asyncio.get_running_loop().create_task(self._flush())
-        self._flushing.add(task)
-        task.add_done_callback(self._flushing.discard)
-
-    async def _flush(self) -> None:
-        batch, self._ops = self._ops, []
-        if not batch:
-            return
-        args: list[Any] = [now_ms(), self.settings.failed_max, self.worker_id]
-        for op in batch:
-            args.extend(op)
-        keys = [self.queue_name, failed_key(self.queue), failed_jobs_key(self.queue), wake_key(self.queue)]
-        delay, deadline = 0.1, time.monotonic() + max(self.settings.lease, 5.0)
-        while True:
-            try:
-                dropped = await eval_script(self.pool, _scripts.FINISH, keys, args)
-                if dropped:
-                    logger.warning(
-                        "failed set of queue %r is over SCALR_QUEUE_FAILED_MAX=%d: dropped the %d oldest",
-                        self.queue,
-                        self.settings.failed_max,
-                        dropped,
-                    )
-                return
-            except REDIS_ERRORS as exc:
-                self._redis_down(exc)
-                if time.monotonic() > deadline:
-                    logger.error(
-                        "could not record the end of %d jobs (%s); their leases will expire and they will run again",
-                        len(batch),
-                        exc,
-                    )
-                    return
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-
-    async def _flush_now(self) -> None:
-        """Shutdown: send what is queued and wait for every flush in flight."""
-        while self._ops or self._flushing:
-            if self._ops:
-                await self._flush()
-            if self._flushing:
-                await asyncio.gather(*self._flushing, return_exceptions=True)
 
     # -- background: leases, health, registry, cron ----------------------------------------
 
