@@ -31,7 +31,7 @@ from ._client import QueueClient
 from ._codec import dumps, loads
 from ._connection import REDIS_ERRORS, ScalrRedis, aw, create_redis, eval_script
 from ._constants import queue_key, wake_key
-from ._execution import JobExecution
+from ._execution import JobExecution, now_ms
 from ._finisher import Finisher
 from ._loader import WorkerConfig
 from ._metrics import WorkerMetrics
@@ -40,10 +40,6 @@ from ._tasks import TaskSpec, as_task_spec
 
 logger = logging.getLogger("scalr_queue.worker")
 CLAIM_MAX = 500
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class ScalrWorker(JobExecution, Worker):
