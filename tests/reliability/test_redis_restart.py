@@ -21,7 +21,7 @@ import scalr_queue
 from scalr_queue import QueueUnavailableError
 from scalr_queue._redis_server import RedisServer
 from tests.support import wait_until
-from tests.template.template_support import Stack, base_env
+from tests.template.template_support import Proc, Stack, base_env
 from tests.template.template_support import wait_until as wait_until_sync
 
 from .rsupport import COUNTING_MODULE, reconnect_times, run_counts, start_worker, worker_env, write_module
@@ -76,10 +76,11 @@ async def test_redis_sigkill_and_restart_loses_no_accepted_job(
     backend_jobs: list[str] = []
     kill_times: list[float] = []
     lags: list[float] = []  # per worker and kill: 'Redis is back after X s' minus the outage
+    workers: list[Proc] = []
     try:
         stack.start_backend()
         stack.start_worker()
-        workers = [start_worker(n, cwd, env, tmp_path, "--queue", QUEUE) for n in ("worker-a", "worker-b")]
+        workers += [start_worker(n, cwd, env, tmp_path, "--queue", QUEUE) for n in ("worker-a", "worker-b")]
         http = stack.client()
         producer = asyncio.create_task(produce(client, stop, out, time.monotonic() + 60 + 4 * phase * kills))
         for _ in range(kills):
@@ -131,7 +132,7 @@ async def test_redis_sigkill_and_restart_loses_no_accepted_job(
         stop.set()
         await client.close()
         await redis.aclose()
-        for w in locals().get("workers", []):
+        for w in workers:  # before Redis goes away with the stack
             w.stop(timeout=30)
         stack.close()
 
