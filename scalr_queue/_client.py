@@ -16,7 +16,7 @@ from redis.exceptions import NoScriptError
 
 from . import _scripts
 from ._codec import encode_kwargs, job_payload
-from ._connection import REDIS_ERRORS, ScalrRedis, aw, create_redis, eval_script, unavailable
+from ._connection import REDIS_ERRORS, ScalrRedis, aw, create_redis, unavailable
 from ._constants import (
     IN_PROGRESS_PREFIX,
     JOB_PREFIX,
@@ -28,6 +28,7 @@ from ._constants import (
 from ._errors import EnqueueError, JobOptionsError, PayloadError
 from ._job import Job
 from ._registry import WorkerInfo, live_workers
+from ._sender import ScriptSender
 from ._settings import QUEUE_NAME_HELP, QUEUE_NAME_RE, Settings, get_settings
 from ._tasks import TaskSignature, TaskSpec, as_task_spec, did_you_mean, unknown_task
 
@@ -105,6 +106,7 @@ class QueueClient:
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings
         self._redis: ScalrRedis | None = None
+        self._sender: ScriptSender | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._strict: dict[str, TaskSpec] | None = None
         self._specs: dict[int, TaskSpec] = {}
@@ -123,7 +125,14 @@ class QueueClient:
             self._redis = create_redis(self.settings)
             self._redis.scalr_client = self
             self._loop = loop
+            self._sender = None
         return self._redis
+
+    async def _enqueue_sender(self) -> ScriptSender:
+        redis = await self.redis()
+        if self._sender is None or self._sender.redis is not redis:
+            self._sender = ScriptSender(redis, _scripts.ENQUEUE)
+        return self._sender
 
     async def run(self, awaitable: Awaitable[T], doing: str) -> T:
         """Await a Redis call, turning connection-level failures into QueueUnavailableError."""
@@ -289,9 +298,9 @@ class QueueClient:
 
     async def enqueue_call(self, task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Job:
         prepared = await self._prepare(task, args, kwargs)
-        redis = await self.redis()
+        sender = await self._enqueue_sender()
         keys, argv = self._script_args(prepared)
-        written = await self.run(eval_script(redis, _scripts.ENQUEUE, keys, argv), f"enqueue {prepared.name!r}")
+        written = await self.run(sender.call(keys, argv), f"enqueue {prepared.name!r}")
         return Job(prepared.job_id, prepared.queue, self, created=bool(written), task=prepared.name)
 
     async def enqueue(self, task: Any, /, *args: Any, **kwargs: Any) -> Job:

@@ -137,7 +137,8 @@ def job_payload(
 
     Splicing the pre-encoded kwargs avoids encoding them twice on the enqueue hot path.
     """
-    head = dumps({"t": job_try, "f": task, "a": args or [], "et": enqueue_ms})
+    # args were checked by encode_kwargs already; the rest are ints and a str: no NaN walk needed
+    head = orjson.dumps({"t": job_try, "f": task, "a": args or [], "et": enqueue_ms}, option=_DUMPS_OPTS)
     extra = b"" if expires_ms is None else b',"x":' + str(int(expires_ms)).encode()
     return head[:-1] + b',"k":' + kwargs_json + extra + b"}"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import socket
 import time
@@ -197,3 +198,34 @@ async def test_wrong_password_is_a_clear_error(
     set_env(REDIS_URL=f"redis://app:rightpass@127.0.0.1:{port}/0")
     assert (await scalr_queue.enqueue("t")).created
     await redis.execute_command("ACL", "DELUSER", "app")
+
+
+async def test_concurrent_enqueues_share_round_trips_and_stay_exact(redis: Redis) -> None:
+    await redis.config_resetstat()
+    calls = [scalr_queue.enqueue("t", i=i) for i in range(1500)]
+    calls += [scalr_queue.enqueue("t", _job_id="same-id", i=-1) for _ in range(20)]
+    jobs = await asyncio.gather(*calls)
+    assert await redis.zcard("arq:queue:default") == 1501
+    assert sum(1 for j in jobs if j.job_id == "same-id" and j.created) == 1
+    assert all(j.created for j in jobs[:1500])
+    stats = await redis.info("stats")
+    assert stats["total_commands_processed"] < 1520 * 5, "one EVALSHA per job, batched, no per-job extras"
+    # a single enqueue is still sent alone, at once
+    assert (await scalr_queue.enqueue("t", i=9999)).created
+
+
+async def test_enqueues_waiting_behind_a_failed_send_fail_too_and_write_nothing(
+    set_env: Callable[..., None],
+) -> None:
+    with socket.socket() as silent:  # accepts, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        set_env(REDIS_URL=f"redis://127.0.0.1:{silent.getsockname()[1]}/0", SCALR_QUEUE_REDIS_TIMEOUT="300ms")
+
+        async def t(ctx: dict[str, object], i: int) -> None: ...
+
+        start = time.monotonic()  # passing the function skips the registry read: straight to the sender
+        results = await asyncio.gather(*[scalr_queue.enqueue(t, i=i) for i in range(50)], return_exceptions=True)
+        assert all(isinstance(r, QueueUnavailableError) for r in results)
+        assert time.monotonic() - start < 1.5
+        await scalr_queue.close()
