@@ -32,6 +32,12 @@ MAX_JOBS = 200_000
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The quick run proves zero loss with appendfsync always; --full also measures everysec."""
+    if "fsync" in metafunc.fixturenames:
+        metafunc.parametrize("fsync", ["always", "everysec"] if metafunc.config.getoption("--full") else ["always"])
+
+
 @dataclass
 class Produced:
     accepted: dict[str, float] = field(default_factory=dict)  # job id -> wall time acknowledged
@@ -54,12 +60,9 @@ async def produce(client: scalr_queue.QueueClient, stop: asyncio.Event, out: Pro
         await asyncio.sleep(0.003)
 
 
-@pytest.mark.parametrize("fsync", ["everysec", "always"])
 async def test_redis_sigkill_and_restart_loses_no_accepted_job(
     tmp_path: Path, set_env: Callable[..., None], full: bool, record: Callable[..., None], fsync: str
 ) -> None:
-    if fsync == "everysec" and not full:
-        pytest.skip("measured in --full (make reliability); the quick run proves appendfsync always")
     phase = 5.0 if full else 2.0
     kills = 3 if full else 1
     (tmp_path / "data").mkdir()

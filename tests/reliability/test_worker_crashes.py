@@ -22,6 +22,7 @@ from tests.support import wait_until
 
 from .rsupport import (
     COUNTING_MODULE,
+    RUNS_KEY,
     count_keys,
     leased_by_pid,
     queue_idle,
@@ -71,6 +72,7 @@ async def test_sigkilled_workers_lose_no_job_and_duplicate_only_what_they_held(
     logs.mkdir()
     workers = {name: start_worker(name, cwd, env, logs, "--queue", QUEUE) for name in ("a", "b")}
     held_at_kills: list[int] = []
+    rerun: list[asyncio.Task[tuple[float, float]]] = []
     t0 = time.monotonic()
     try:
         for _ in range(planned_kills):
@@ -81,15 +83,21 @@ async def test_sigkilled_workers_lose_no_job_and_duplicate_only_what_they_held(
             await asyncio.sleep(rng.uniform(1.0, 10.0) if full else rng.uniform(0.05, 0.8))
             assert await redis.zcard(f"arq:queue:{QUEUE}") > CONCURRENCY * 2, "queue drained before the kills: raise N"
             proc.popen.send_signal(signal.SIGKILL)
+            killed_at = time.monotonic()
             proc.popen.wait(10)
-            held_at_kills.append(len(await leased_by_pid(redis, QUEUE, proc.popen.pid)))
+            held = await leased_by_pid(redis, QUEUE, proc.popen.pid)
+            held_at_kills.append(len(held))
+            rerun.append(asyncio.create_task(_back_and_ran(redis, held, proc.popen.pid, killed_at)))
             workers[name] = start_worker(name, cwd, env, logs, "--queue", QUEUE)
         await wait_until(
             lambda: _all_ran(redis, n_jobs), timeout=600 if full else 90, interval=0.2, what="every job to run"
         )
         drain_s = time.monotonic() - t0
+        released_s, rerun_s = zip(*await asyncio.gather(*rerun), strict=True)
         await wait_until(lambda: queue_idle(redis, QUEUE), timeout=30, what="empty queue")
     finally:
+        for task in rerun:
+            task.cancel()
         codes = {name: proc.stop(timeout=30) for name, proc in workers.items()}
     assert codes == {"a": 0, "b": 0}, "the restarted workers stop cleanly on SIGTERM"
 
@@ -105,7 +113,7 @@ async def test_sigkilled_workers_lose_no_job_and_duplicate_only_what_they_held(
         restarts=len(held_at_kills),
         lost=len(lost),
         duplicates=duplicates,
-        reconnect=None,
+        reconnect=f"its jobs claimable again ≤{max(released_s):.2f}s after a kill, re-run ≤{max(rerun_s):.1f}s",
         notes=f"held by the killed worker at the kills: {sum(held_at_kills)} (bound {CONCURRENCY}x{planned_kills}); "
         f"drained in {drain_s:.1f}s ({n_jobs / drain_s:.0f} jobs/s); lease-lost warnings {lease_lost}",
         held_at_kills=held_at_kills,
@@ -113,6 +121,9 @@ async def test_sigkilled_workers_lose_no_job_and_duplicate_only_what_they_held(
     assert not lost, f"{len(lost)} jobs never ran, e.g. {lost[:5]}"
     assert len(held_at_kills) == planned_kills
     assert sum(held_at_kills) <= CONCURRENCY * planned_kills
+    # a dead worker's jobs are claimable again within about one lease (1 s); they then queue behind
+    # the jobs enqueued before the kill (their score is the lease deadline), hence the later re-run
+    assert max(released_s) < 1.0 + 1.5, f"leases released {max(released_s):.2f}s after a kill"
     # Only jobs the killed process held can run twice, plus any lease a live worker lost (it logs
     # each one: with a 1 s lease, a process starved of CPU for ~0.7 s, e.g. by other load on a
     # 2-core machine, loses leases; the default 30 s lease makes that practically impossible).
@@ -120,6 +131,27 @@ async def test_sigkilled_workers_lose_no_job_and_duplicate_only_what_they_held(
     assert await redis.zcard(f"scalr:failed:{QUEUE}") == 0
     for pattern in ("arq:job:*", "arq:in-progress:*", "arq:retry:*"):
         assert await count_keys(redis, pattern) == 0, f"{pattern} left behind"
+
+
+async def _back_and_ran(redis: Redis, held: list[str], pid: int, killed_at: float) -> tuple[float, float]:
+    """Seconds from the kill until the dead process's leases were gone (its jobs claimable again),
+    and until every one of those jobs had run (again)."""
+    if not held:
+        return 0.0, 0.0
+    base = [int(n or 0) for n in await redis.hmget(RUNS_KEY, held)]
+
+    async def released() -> bool:
+        owners = await redis.mget([f"arq:in-progress:{j}" for j in held])
+        return not any(o is not None and o.decode().split(":")[-2] == str(pid) for o in owners)
+
+    async def ran() -> bool:
+        now = [int(n or 0) for n in await redis.hmget(RUNS_KEY, held)]
+        return all(n > b for n, b in zip(now, base, strict=True))
+
+    await wait_until(released, timeout=30, interval=0.02, what="the dead worker's leases to expire")
+    claimable = time.monotonic() - killed_at
+    await wait_until(ran, timeout=600, interval=0.05, what="the killed worker's jobs to run again")
+    return claimable, time.monotonic() - killed_at
 
 
 async def _holds_jobs(redis: Redis, pid: int) -> bool:
