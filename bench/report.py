@@ -6,6 +6,8 @@ import statistics
 from collections.abc import Callable
 from typing import Any
 
+from bench.targets import render_targets
+
 Getter = Callable[[dict[str, Any]], float | None]
 
 
@@ -97,6 +99,7 @@ def render(result: dict[str, Any]) -> str:
         "Ratios are scalr_queue's value divided by the other system's (higher is better for "
         "throughput, lower is better for latency, CPU, commands and bytes).",
         "",
+        render_targets(s),
     ]
     if "drain1" in s or "drain2" in s:
         rows: dict[str, dict[str, Any]] = {}
@@ -270,3 +273,21 @@ def render(result: dict[str, Any]) -> str:
                 )
         out.append("\n".join(lines) + "\n")
     return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Re-render the tables of a saved result: ``python -m bench.report bench/results/<file>.json``."""
+    import json
+    import sys
+    from pathlib import Path
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m bench.report RESULT.json", file=sys.stderr)
+        return 2
+    print(render(json.loads(Path(args[0]).read_text())))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

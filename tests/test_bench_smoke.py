@@ -28,7 +28,8 @@ def test_bench_tiny_run_writes_a_complete_result(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "| scalr_queue |" in proc.stdout  # the markdown table went to stdout
+    assert "| scalr_queue |" in proc.stdout  # the markdown tables went to stdout
+    assert "### Targets of issue 5" in proc.stdout
 
     result = json.loads(out.read_text())
     assert result["errors"] == []

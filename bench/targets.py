@@ -1,0 +1,150 @@
+"""The issue's targets, checked against one run's medians (ratios to vanilla arq from the same run)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Check = tuple[str, Callable[[dict[str, Any]], float | None], str, float, str]
+
+
+def _g(d: Any, *path: str) -> float | None:
+    for p in path:
+        if not isinstance(d, dict) or p not in d:
+            return None
+        d = d[p]
+    return float(d) if isinstance(d, int | float) and not isinstance(d, bool) else None
+
+
+def _div(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def _sys(s: dict[str, Any], scenario: str, key: str, *path: str) -> float | None:
+    return _g(s.get(scenario, {}).get(key), *path)
+
+
+def _life(s: dict[str, Any], key: str, producer: str, what: str) -> float | None:
+    e = _sys(s, "enqueue", f"{producer}-producer", "sequential", what)
+    d = _sys(s, "drain1", key, what)
+    return e + d if e is not None and d is not None else None
+
+
+def _scale(s: dict[str, Any], key: str, what: str) -> float | None:
+    per = s.get("scale", {}).get(key, {})
+    if len(per) < 2:
+        return None
+    sizes = sorted(per, key=int)
+    if what == "ratio":
+        return _div(_g(per[sizes[-1]], "us_per_job_median"), _g(per[sizes[0]], "us_per_job_median"))
+    # RSS growth: the largest backlog's peak against the smallest backlog's peak
+    return _div(_g(per[sizes[-1]], "rss_mb_max"), _g(per[sizes[0]], "rss_mb_max"))
+
+
+def _enqueue_many(s: dict[str, Any]) -> float | None:
+    e = s.get("enqueue", {}).get("scalr-producer", {})
+    rates = [_g(v, "jobs_per_s") for k, v in e.items() if k.startswith("batch_")]
+    rates = [r for r in rates if r is not None]
+    return max(rates) if rates else None
+
+
+CHECKS: list[Check] = [
+    ("idle pickup p50", lambda s: _sys(s, "idle_latency", "scalr", "p50_ms"), "<=", 2.0, "ms"),
+    ("idle pickup p99", lambda s: _sys(s, "idle_latency", "scalr", "p99_ms"), "<=", 10.0, "ms"),
+    (
+        "pickup p50: arq poll 0.01 / scalr",
+        lambda s: _div(_sys(s, "idle_latency", "arq-0.01", "p50_ms"), _sys(s, "idle_latency", "scalr", "p50_ms")),
+        ">=",
+        4.0,
+        "×",
+    ),
+    (
+        "pickup p99: arq poll 0.01 / scalr",
+        lambda s: _div(_sys(s, "idle_latency", "arq-0.01", "p99_ms"), _sys(s, "idle_latency", "scalr", "p99_ms")),
+        ">=",
+        4.0,
+        "×",
+    ),
+    ("idle worker CPU per 10 s", lambda s: _sys(s, "idle_latency", "scalr", "idle_cpu_s_per_10s"), "<=", 0.05, "s"),
+    (
+        "drain vs arq poll 0.01 (from spawn)",
+        lambda s: _div(_sys(s, "drain1", "scalr", "jobs_per_s"), _sys(s, "drain1", "arq-0.01", "jobs_per_s")),
+        ">=",
+        2.0,
+        "×",
+    ),
+    (
+        "drain vs arq default poll (from spawn)",
+        lambda s: _div(_sys(s, "drain1", "scalr", "jobs_per_s"), _sys(s, "drain1", "arq-0.5", "jobs_per_s")),
+        ">=",
+        4.0,
+        "×",
+    ),
+    (
+        "2nd worker process gain (from spawn)",
+        lambda s: _div(_sys(s, "drain2", "scalr", "jobs_per_s"), _sys(s, "drain1", "scalr", "jobs_per_s")),
+        ">=",
+        1.6,
+        "×",
+    ),
+    (
+        "2nd worker process gain (steady)",
+        lambda s: _div(
+            _sys(s, "drain2", "scalr", "jobs_per_s_steady"), _sys(s, "drain1", "scalr", "jobs_per_s_steady")
+        ),
+        ">=",
+        1.6,
+        "×",
+    ),
+    ("round trips per job, whole life", lambda s: _life(s, "scalr", "scalr", "round_trips_per_job"), "<=", 3.0, ""),
+    (
+        "enqueue round trips",
+        lambda s: _sys(s, "enqueue", "scalr-producer", "sequential", "round_trips_per_job"),
+        "<=",
+        1.05,
+        "",
+    ),
+    (
+        "commands per job vs arq (whole life)",
+        lambda s: _div(_life(s, "scalr", "scalr", "commands_per_job"), _life(s, "arq-0.01", "arq", "commands_per_job")),
+        "<=",
+        0.5,
+        "×",
+    ),
+    ("enqueue_many", _enqueue_many, ">=", 10_000, "jobs/s"),
+    (
+        "bytes per queued job vs arq",
+        lambda s: _div(
+            _sys(s, "drain1", "scalr", "bytes_per_queued_job"), _sys(s, "drain1", "arq-0.01", "bytes_per_queued_job")
+        ),
+        "<=",
+        1.0,
+        "×",
+    ),
+    ("web: enqueue route / no-op route", lambda s: _g(s.get("web", {}).get("template"), "ratio"), ">=", 0.70, "×"),
+    ("scale: per-job cost, largest / smallest backlog", lambda s: _scale(s, "scalr", "ratio"), "<=", 1.5, "×"),
+    ("scale: worker RSS peak, largest / smallest backlog", lambda s: _scale(s, "scalr", "rss"), "<=", 1.1, "×"),
+]
+
+
+def render_targets(summary: dict[str, Any]) -> str:
+    lines = [
+        "### Targets of issue 5 (scalr_queue, this run)",
+        "",
+        "| target | measured | goal | met |",
+        "|---|---|---|---|",
+    ]
+    for name, get, op, goal, unit in CHECKS:
+        try:
+            value = get(summary)
+        except (KeyError, TypeError, ZeroDivisionError):
+            value = None
+        if value is None:
+            lines.append(f"| {name} | not measured | {op} {goal:,g} {unit} | – |")
+            continue
+        met = value <= goal if op == "<=" else value >= goal
+        shown = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
+        sep = "" if unit in ("", "×") else " "
+        want = f"{'≤' if op == '<=' else '≥'} {goal:,g}{sep}{unit}"
+        lines.append(f"| {name} | {shown}{sep}{unit} | {want} | {'yes' if met else '**no**'} |")
+    return "\n".join(lines) + "\n"
