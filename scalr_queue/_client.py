@@ -16,7 +16,7 @@ from redis.exceptions import NoScriptError
 
 from . import _scripts
 from ._codec import encode_kwargs, job_payload
-from ._connection import REDIS_ERRORS, ScalrRedis, aw, create_redis, unavailable
+from ._connection import REDIS_ERRORS, ScalrRedis, create_redis, unavailable
 from ._constants import (
     IN_PROGRESS_PREFIX,
     JOB_PREFIX,
@@ -111,6 +111,7 @@ class QueueClient:
         self._strict: dict[str, TaskSpec] | None = None
         self._specs: dict[int, TaskSpec] = {}
         self._registry: dict[str, tuple[float, dict[str, TaskSignature]]] = {}
+        self._registry_reads: dict[str, asyncio.Future[dict[str, TaskSignature]]] = {}
         self._warned: dict[str, float] = {}
 
     @property
@@ -181,16 +182,22 @@ class QueueClient:
         return spec.convert_result(value) if spec is not None else value
 
     async def _published(self, queue: str, task: str) -> dict[str, TaskSignature]:
-        now = time.monotonic()
+        """Live workers' task signatures, cached briefly; concurrent misses share one read."""
         cached = self._registry.get(queue)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        pending = self._registry_reads.get(queue)
+        if pending is None or pending.get_loop() is not asyncio.get_running_loop():
+            pending = self._registry_reads[queue] = asyncio.ensure_future(self._read_registry(queue))
+            pending.add_done_callback(lambda _f: self._registry_reads.pop(queue, None))
+        return await self.run(asyncio.shield(pending), f"enqueue {task!r}")
+
+    async def _read_registry(self, queue: str) -> dict[str, TaskSignature]:
         redis = await self.redis()
-        workers = await self.run(live_workers(redis, queue), f"enqueue {task!r}")
         merged: dict[str, TaskSignature] = {}
-        for worker in workers:
+        for worker in await live_workers(redis, queue):
             merged.update(worker.tasks)
-        self._registry[queue] = (now + REGISTRY_CACHE_S, merged)
+        self._registry[queue] = (time.monotonic() + REGISTRY_CACHE_S, merged)
         return merged
 
     async def _check(self, task: Any, queue: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
@@ -292,7 +299,7 @@ class QueueClient:
         return _Prepared(name, job_id, queue, score, payload, given_id is not None, px)
 
     @staticmethod
-    def _script_args(p: _Prepared) -> tuple[list[str], list[Any]]:
+    def _script_args(p: _Prepared) -> tuple[list[str], list[bytes | str | int]]:
         keys = [JOB_PREFIX + p.job_id, queue_key(p.queue), wake_key(p.queue), RESULT_PREFIX + p.job_id]
         return keys, [p.job_id, p.score, p.payload, "1" if p.check_exists else "0", p.px]
 
@@ -323,20 +330,9 @@ class QueueClient:
         prepared = [await self._prepare(task, (), dict(kwargs)) for task, kwargs in calls]
         if not prepared:
             return []
-        redis = await self.redis()
-        sha = _scripts.sha(_scripts.ENQUEUE)
-
-        async def send() -> list[Any]:
-            async with redis.pipeline(transaction=False) as pipe:
-                for p in prepared:
-                    keys, argv = self._script_args(p)
-                    pipe.evalsha(sha, len(keys), *keys, *argv)
-                return await pipe.execute(raise_on_error=False)
-
-        results = await self.run(send(), f"enqueue_many of {len(prepared)} jobs")
-        if any(isinstance(r, NoScriptError) for r in results):
-            await self.run(aw(redis.script_load(_scripts.ENQUEUE)), "enqueue_many")
-            results = await self.run(send(), f"enqueue_many of {len(prepared)} jobs")
+        sender = await self._enqueue_sender()
+        commands = [sender.command(*self._script_args(p)) for p in prepared]
+        results = await self.run(sender.send(commands), f"enqueue_many of {len(prepared)} jobs")
         for r in results:
             if isinstance(r, Exception):
                 raise unavailable(r, self.settings, f"enqueue_many of {len(prepared)} jobs")
