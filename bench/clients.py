@@ -110,6 +110,7 @@ async def _latency(p: Producer, url: str, k: int, lo: float, hi: float) -> dict[
     r = aioredis.Redis.from_url(url)
     rng = random.Random(5)
     try:
+        await r.delete(LAT_KEY)  # nothing left over from an earlier call
         await p.enqueue(t0=time.time())  # warm the producer's connection; its delay is dropped
         if await r.blpop([LAT_KEY], timeout=10) is None:
             raise RuntimeError("the warm-up job never ran")
@@ -123,6 +124,7 @@ async def _latency(p: Producer, url: str, k: int, lo: float, hi: float) -> dict[
                 break
             await asyncio.sleep(0.05)
         raw = await r.lrange(LAT_KEY, 0, -1)
+        await r.delete(LAT_KEY)
     finally:
         await r.aclose()
     delays = [float(x) for x in raw]
