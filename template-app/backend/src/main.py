@@ -82,3 +82,10 @@ async def healthz() -> dict[str, Any] | JSONResponse:
 async def noop() -> dict[str, bool]:
     """Touches nothing: the benchmark's baseline for the same app without an enqueue."""
     return {"ok": True}
+
+
+@app.post("/invoices/{invoice_id}/noop", status_code=202)
+async def send_invoice_noop(invoice_id: int) -> dict[str, str]:
+    """The enqueue route's exact shape (path parameter, 202, response model) minus the enqueue:
+    the benchmark's baseline, so the ratio isolates what enqueueing costs inside a request."""
+    return {"job_id": f"noop-{invoice_id}"}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 import scalr_queue
 from scalr_queue.testing import free_port
@@ -45,9 +46,14 @@ async def test_healthz_is_200_with_redis_and_reports_no_worker_yet(client: httpx
     assert response.json()["worker_seen"] is False
 
 
-async def test_noop_touches_nothing(client: httpx.AsyncClient) -> None:
+async def test_noop_routes_touch_nothing(client: httpx.AsyncClient, redis_url: str) -> None:
     response = await client.get("/noop")
     assert response.json() == {"ok": True}
+    shaped = await client.post("/invoices/7/noop")
+    assert (shaped.status_code, shaped.json()) == (202, {"job_id": "noop-7"})
+    redis = Redis.from_url(redis_url)
+    assert await redis.dbsize() == 0
+    await redis.aclose()
 
 
 @pytest.mark.timeout(60)
