@@ -150,6 +150,11 @@ def unavailable(exc: BaseException, settings: Settings, doing: str) -> QueueUnav
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "Error 111" in text or "Connect call failed" in text:
             text = "connection refused: is redis-server running and REDIS_URL right?"
+        elif "CERTIFICATE_VERIFY_FAILED" in text:
+            text = (
+                "TLS certificate not trusted: set SCALR_QUEUE_TLS_CA_CERTS to the CA file "
+                "(SCALR_QUEUE_TLS_CERT_REQS=none only for a test server)"
+            )
         why = f"cannot connect to Redis ({text})"
     else:
         why = f"Redis error: {type(exc).__name__}: {exc}"

@@ -29,7 +29,7 @@ from arq.worker import Worker
 from . import _registry, _scripts
 from ._client import QueueClient
 from ._codec import dumps, loads
-from ._connection import REDIS_ERRORS, ScalrRedis, aw, create_redis, eval_script
+from ._connection import REDIS_ERRORS, ScalrRedis, aw, create_redis, eval_script, unavailable
 from ._constants import queue_key, wake_key
 from ._execution import JobExecution, now_ms
 from ._finisher import Finisher
@@ -140,12 +140,8 @@ class ScalrWorker(JobExecution, Worker):
                 await self._load_scripts()
                 return
             except REDIS_ERRORS as exc:
-                logger.error(
-                    "cannot reach Redis at %s (%s); retrying in %.1fs",
-                    self.settings.safe_redis_url,
-                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                    delay,
-                )
+                # the same words enqueue uses: refused connection, wrong password, TLS, timeout...
+                logger.error("%s; retrying in %.1fs", unavailable(exc, self.settings, "worker start-up"), delay)
                 await self._sleep(delay)
                 delay = min(delay * 2, 10.0)
 

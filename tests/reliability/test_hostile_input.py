@@ -326,7 +326,7 @@ CASES = [
         "Redis unreachable at worker start",
         "start",
         worker_waits_for_redis,
-        "cannot reach Redis at redis://default:***@127.0.0.1:",
+        "worker start-up failed: cannot connect to Redis (connection refused: is redis-server running",
     ),
     Case(
         "malformed REDIS_URL",
