@@ -301,7 +301,7 @@ async def test_rediss_without_the_ca_fails_clearly_and_cert_reqs_none_opts_out(
     cwd = write_module(tmp_path / "secure_mod", MODULE, name="secure_jobs")
     worker = start_worker("unverified", cwd, worker_env(url), tmp_path, module="secure_jobs")
     try:
-        await wait_until(lambda: "certificate verify failed" in worker.log(), timeout=20, what="the worker's error")
+        await wait_until(lambda: "TLS certificate not trusted" in worker.log(), timeout=20, what="the worker's error")
         assert worker.alive(), "it keeps retrying (and says why) instead of crash-looping"
     finally:
         worker.stop(timeout=10)
