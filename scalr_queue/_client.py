@@ -18,10 +18,10 @@ from . import _scripts
 from ._codec import encode_kwargs, job_payload
 from ._connection import REDIS_ERRORS, ScalrRedis, create_redis, unavailable
 from ._constants import (
-    IN_PROGRESS_PREFIX,
     JOB_PREFIX,
     RESULT_PREFIX,
     failed_key,
+    leases_key,
     queue_key,
     wake_key,
 )
@@ -366,22 +366,23 @@ class QueueClient:
         queue = queue or self.settings.queue_name
         redis = await self.redis()
         now_ms = int(time.time() * 1000)
-        window = int(max(self.settings.lease, 60) * 2000)
-        key = queue_key(queue)
+        key, leases = queue_key(queue), leases_key(queue)
         async with redis.pipeline(transaction=False) as pipe:
             pipe.zcard(key)
             pipe.zcount(key, "-inf", now_ms)
-            pipe.zrangebyscore(key, now_ms + 1, now_ms + window, start=0, num=10_000)
+            pipe.zcard(leases)
+            pipe.zcount(leases, "-inf", now_ms)  # a dead worker's jobs, due to run again
             pipe.zcard(failed_key(queue))
-            total, ready, leased_candidates, failed = await self.run(pipe.execute(), "queue stats")
-        running = 0
-        if leased_candidates:
-            async with redis.pipeline(transaction=False) as pipe:
-                for job_id in leased_candidates:
-                    pipe.exists(IN_PROGRESS_PREFIX + job_id.decode())
-                running = sum(await self.run(pipe.execute(), "queue stats"))
+            total, due, leased, orphaned, failed = await self.run(pipe.execute(), "queue stats")
         workers = await self.workers(queue)
-        return QueueStats(queue, int(ready), int(total) - int(ready) - running, running, int(failed), len(workers))
+        return QueueStats(
+            queue,
+            int(due) + int(orphaned),
+            int(total) - int(due),
+            int(leased) - int(orphaned),
+            int(failed),
+            len(workers),
+        )
 
 
 _default: QueueClient | None = None

@@ -20,6 +20,8 @@ RETRY_PREFIX = "arq:retry:"
 # arq's health-check key suffix, appended to the queue key (``arq --check`` reads it)
 HEALTH_CHECK_SUFFIX = ":health-check"
 
+# sorted set of running jobs scored by their lease deadline; an expired entry is a dead worker's job
+LEASES_PREFIX = "scalr:leases:"
 # list pushed on enqueue so that an idle worker blocked in BRPOP wakes at once (bounded to 1 item)
 WAKE_PREFIX = "scalr:wake:"
 # hash worker-id -> JSON (module, pid, task signatures, last seen); expires when no worker renews it
@@ -34,6 +36,10 @@ DEFAULT_QUEUE = "default"
 
 def queue_key(queue: str) -> str:
     return QUEUE_PREFIX + queue
+
+
+def leases_key(queue: str) -> str:
+    return LEASES_PREFIX + queue
 
 
 def wake_key(queue: str) -> str:

@@ -16,6 +16,7 @@ from ._constants import (
     RESULT_PREFIX,
     RETRY_PREFIX,
     failed_jobs_key,
+    leases_key,
     queue_key,
 )
 from ._errors import JobFailedError, JobNotFoundError
@@ -98,8 +99,12 @@ class Job:
             pipe.zscore(queue_key(self.queue), self.job_id)
             pipe.hget(failed_jobs_key(self.queue), self.job_id)
             pipe.get(RETRY_PREFIX + self.job_id)
-            result, payload, running, score, failed, tries = await self._client.run(pipe.execute(), "job lookup")
-        return result, payload, b"1" if running else None, score, failed, tries
+            pipe.zscore(leases_key(self.queue), self.job_id)
+            result, payload, running, score, failed, tries, leased = await self._client.run(
+                pipe.execute(), "job lookup"
+            )
+        # a lease without its marker is a dead worker's job: due to run again, like a queued one
+        return result, payload, b"1" if running else None, score if score is not None else leased, failed, tries
 
     @staticmethod
     def _status(result: bytes | None, running: bytes | None, score: float | None, failed: bytes | None) -> JobStatus:

@@ -4,8 +4,9 @@ Vanilla arq claims a job with a WATCH/MULTI transaction per job, re-reads the qu
 and finishes a job with several commands. Here:
 
 * ``ENQUEUE`` writes the payload, adds it to the queue and wakes one idle worker (1 round trip);
-* ``CLAIM`` takes up to N ready jobs at once: lease marker, score bumped to the lease deadline,
-  payloads and try counts returned, and the next due time when the queue has nothing ready;
+* ``CLAIM`` takes up to N ready jobs at once, from the queue into the leases set (jobs whose
+  worker died first): lease marker set, payloads and try counts returned, and the next due time
+  when nothing is ready;
 * ``FINISH`` settles a batch of finished jobs (done, retry, requeue, fail) in one call;
 * ``RENEW`` extends the leases of the jobs a live worker is still running.
 
@@ -54,29 +55,47 @@ if redis.call('LLEN', KEYS[3]) == 0 then redis.call('LPUSH', KEYS[3], '1') end
 return 1
 """)
 
-# KEYS: queue, wake. ARGV: now_ms, count, lease_ms, worker_id
+# KEYS: queue, wake, leases. ARGV: now_ms, count, lease_ms, worker_id
 # Returns {ids, payloads, tries, next_score|nil, more(0|1)}
 CLAIM = _lua(
     """
 local now = tonumber(ARGV[1])
 local count = tonumber(ARGV[2])
 local lease = tonumber(ARGV[3])
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, count + 1)
-local claimed = {}
+local claimed, fromq = {}, {}
 local more = 0
-for _, id in ipairs(ids) do
-  if #claimed >= count then more = 1 break end
+-- 1. jobs whose worker died: their lease ran out. They were claimed first, so they go first.
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, count)
+for _, id in ipairs(expired) do
   local ip = '@IP@' .. id
   if redis.call('SET', ip, ARGV[4], 'NX', 'PX', lease) then
     claimed[#claimed + 1] = id
   else
-    -- leased by a live worker whose score lags: move it to its lease deadline, never spin on it
+    -- a live worker holds it and its renewal is on the way: follow the lease, never spin on it
     local ttl = redis.call('PTTL', ip)
     if ttl < 0 then ttl = lease end
-    redis.call('ZADD', KEYS[1], 'XX', now + ttl, id)
+    redis.call('ZADD', KEYS[3], 'XX', now + ttl, id)
   end
 end
+-- 2. due jobs from the queue; one more than needed tells whether to wake another worker
+if #claimed < count then
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, count - #claimed + 1)
+  for _, id in ipairs(ids) do
+    if #claimed >= count then more = 1 break end
+    fromq[#fromq + 1] = id
+    if redis.call('SET', '@IP@' .. id, ARGV[4], 'NX', 'PX', lease) then
+      claimed[#claimed + 1] = id
+    else
+      local ttl = redis.call('PTTL', '@IP@' .. id)
+      if ttl < 0 then ttl = lease end
+      redis.call('ZADD', KEYS[3], now + ttl, id)  -- leased already: it belongs with the leases
+    end
+  end
+elseif #expired == count then
+  more = 1
+end
 local payloads, tries = {}, {}
+if #fromq > 0 then redis.call('ZREM', KEYS[1], unpack(fromq)) end
 if #claimed > 0 then
   local zargs, jkeys = {}, {}
   for i, id in ipairs(claimed) do
@@ -84,22 +103,24 @@ if #claimed > 0 then
     zargs[#zargs + 1] = id
     jkeys[i] = '@JOB@' .. id
   end
-  redis.call('ZADD', KEYS[1], 'XX', unpack(zargs))
+  redis.call('ZADD', KEYS[3], unpack(zargs))
   payloads = redis.call('MGET', unpack(jkeys))
   for i, id in ipairs(claimed) do tries[i] = redis.call('INCR', '@RETRY@' .. id) end
 end
 if more == 1 and redis.call('LLEN', KEYS[2]) == 0 then redis.call('LPUSH', KEYS[2], '1') end
 local nxt = false
 if #claimed < count then
-  local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  if head[2] then nxt = head[2] end
+  local q = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  local l = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+  if q[2] then nxt = q[2] end
+  if l[2] and (not nxt or tonumber(l[2]) < tonumber(nxt)) then nxt = l[2] end
 end
 return {claimed, payloads, tries, nxt, more}
 """,
     allow_oom=True,
 )
 
-# KEYS: queue, failed, failed-jobs, wake. ARGV: now_ms, failed_max, worker_id, then groups of 5:
+# KEYS: queue, failed, failed-jobs, wake, leases. ARGV: now_ms, failed_max, worker_id, then groups of 5:
 #   action, job_id, data1, data2, num
 #   D (done)    data1 = result ('' = keep none), num = result px
 #   R (retry)   num = new score; counts as a try
@@ -110,7 +131,7 @@ FINISH = _lua(
     """
 local now = tonumber(ARGV[1])
 local failed_max = tonumber(ARGV[2])
-local gone, dels = {}, {}
+local unleased, dels = {}, {}
 local requeued = 0
 local failed = 0
 for i = 4, #ARGV, 5 do
@@ -125,14 +146,15 @@ for i = 4, #ARGV, 5 do
     elseif ARGV[i + 2] ~= '' then
       redis.call('SET', '@RESULT@' .. id, ARGV[i + 2], 'PX', ARGV[i + 4])
     end
-    gone[#gone + 1] = id
+    unleased[#unleased + 1] = id
     dels[#dels + 1] = '@JOB@' .. id
     dels[#dels + 1] = ip
     dels[#dels + 1] = '@RETRY@' .. id
   else
     local owner = redis.call('GET', ip)
     if owner == ARGV[3] or owner == false then
-      redis.call('ZADD', KEYS[1], 'XX', ARGV[i + 4], id)
+      redis.call('ZADD', KEYS[1], ARGV[i + 4], id)
+      unleased[#unleased + 1] = id
       dels[#dels + 1] = ip
       if action == 'Q' and redis.call('DECR', '@RETRY@' .. id) <= 0 then
         redis.call('DEL', '@RETRY@' .. id)
@@ -141,7 +163,7 @@ for i = 4, #ARGV, 5 do
     end
   end
 end
-if #gone > 0 then redis.call('ZREM', KEYS[1], unpack(gone)) end
+if #unleased > 0 then redis.call('ZREM', KEYS[5], unpack(unleased)) end
 if #dels > 0 then redis.call('DEL', unpack(dels)) end
 if requeued > 0 and redis.call('LLEN', KEYS[4]) == 0 then redis.call('LPUSH', KEYS[4], '1') end
 local dropped = 0
@@ -160,7 +182,7 @@ return dropped
     allow_oom=True,
 )
 
-# KEYS: queue. ARGV: lease_ms, deadline_ms, worker_id, job ids...
+# KEYS: leases. ARGV: lease_ms, deadline_ms, worker_id, job ids...
 # Returns the ids whose lease this worker no longer holds.
 RENEW = _lua(
     """

@@ -30,7 +30,7 @@ from . import _registry, _scripts
 from ._client import QueueClient
 from ._codec import dumps, loads
 from ._connection import REDIS_ERRORS, ScalrRedis, aw, create_redis, eval_script, unavailable
-from ._constants import queue_key, wake_key
+from ._constants import leases_key, queue_key, wake_key
 from ._execution import JobExecution, now_ms
 from ._finisher import Finisher
 from ._loader import WorkerConfig
@@ -324,7 +324,7 @@ class ScalrWorker(JobExecution, Worker):
 
     async def _claim(self, count: int) -> tuple[int, float | None, bool]:
         args = [now_ms(), count, int(self.settings.lease * 1000), self.worker_id]
-        keys = [self.queue_name, wake_key(self.queue)]
+        keys = [self.queue_name, wake_key(self.queue), leases_key(self.queue)]
         ids, payloads, tries, nxt, more = await eval_script(self.pool, _scripts.CLAIM, keys, args)
         loop = asyncio.get_running_loop()
         for job_id_b, raw, job_try in zip(ids, payloads, tries, strict=True):
@@ -350,7 +350,10 @@ class ScalrWorker(JobExecution, Worker):
             lease_ms = int(self.settings.lease * 1000)
             try:
                 lost = await eval_script(
-                    self.pool, _scripts.RENEW, [self.queue_name], [lease_ms, now_ms() + lease_ms, self.worker_id, *ids]
+                    self.pool,
+                    _scripts.RENEW,
+                    [leases_key(self.queue)],
+                    [lease_ms, now_ms() + lease_ms, self.worker_id, *ids],
                 )
             except REDIS_ERRORS as exc:
                 self._redis_down(exc)

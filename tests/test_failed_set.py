@@ -115,22 +115,23 @@ async def test_cli_failed_list_show_retry_purge(redis: Redis, redis_url: str, se
 async def test_cli_stats_counts_ready_scheduled_running_failed(redis: Redis) -> None:
     await scalr_queue.enqueue("a")
     await scalr_queue.enqueue("a", _defer_by=600)
-    await redis.zadd("arq:queue:default", {"running-1": 10**13})
-    await redis.set("arq:in-progress:running-1", "w", px=60_000)
-    # the running job's score is its lease deadline: within the window stats looks at
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
-    await redis.zadd("arq:queue:default", {"running-1": now_ms + 20_000})
+    # a running job: in the leases set, its lease marker alive
+    await redis.zadd("scalr:leases:default", {"running-1": now_ms + 20_000})
+    await redis.set("arq:in-progress:running-1", "w", px=20_000)
+    # a dead worker's job: its lease ran out, so it is ready to run again
+    await redis.zadd("scalr:leases:default", {"orphan-1": now_ms - 1000})
     await redis.zadd("scalr:failed:default", {"f1": 1})
     result = run_cli("stats", "--json")
     assert json.loads(result.stdout) == {
         "queue": "default",
-        "ready": 1,
+        "ready": 2,
         "scheduled": 1,
         "in_progress": 1,
         "failed": 1,
         "workers": 0,
     }
-    assert run_cli("stats").stdout.strip() == ("queue default: ready=1 scheduled=1 in_progress=1 failed=1 workers=0")
+    assert run_cli("stats").stdout.strip() == ("queue default: ready=2 scheduled=1 in_progress=1 failed=1 workers=0")
 
 
 async def test_every_key_a_finished_job_leaves_behind_expires(redis: Redis, set_env: Callable[..., None]) -> None:

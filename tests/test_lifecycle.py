@@ -288,3 +288,30 @@ async def test_cron_jobs_from_the_worker_module_run_even_with_strict_task_checks
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert (await redis.lrange("cron-ran", 0, -1))[0].startswith(b"cron:cleanup:")
+
+
+async def test_a_dead_workers_job_runs_again_ahead_of_the_backlog_behind_it(
+    redis: Redis, worker_module: Callable[..., Path], set_env: Callable[..., None]
+) -> None:
+    set_env(SCALR_QUEUE_LEASE="1s")
+    cwd = worker_module(SLOW_MODULE)
+    victim = spawn_worker("jobs_mod", cwd)
+    first = await scalr_queue.enqueue("slow", secs=3600)
+    await wait_until(lambda: started(redis), what="job start")
+    victim.kill()
+    victim.communicate(timeout=10)
+    assert await first.status() is JobStatus.IN_PROGRESS  # its lease has not run out yet
+    backlog = [await scalr_queue.enqueue("slow", secs=0) for _ in range(20)]
+    await redis.set("fast", 1)
+    await wait_until(lambda: _lease_gone(redis, first.job_id), timeout=5, what="lease expiry")
+    assert await first.status() is JobStatus.QUEUED, "a dead worker's job is due again"
+    rescuer = spawn_worker("jobs_mod", cwd, "--concurrency", "1", "--burst")
+    out, _ = rescuer.communicate(timeout=60)
+    assert rescuer.returncode == 0, out
+    done = [d.decode() for d in await redis.lrange("done", 0, -1)]
+    assert done[0] == first.job_id, "it keeps its place: claimed before the jobs enqueued after it"
+    assert sorted(done[1:]) == sorted(j.job_id for j in backlog)
+
+
+async def _lease_gone(redis: Redis, job_id: str) -> bool:
+    return not await redis.exists(f"arq:in-progress:{job_id}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 from redis.asyncio import Redis
@@ -66,10 +65,9 @@ def reconnect_times(log: str) -> list[float]:
 async def leased_by_pid(redis: Redis, queue: str, pid: int) -> list[str]:
     """Ids of the jobs whose lease marker names a worker with this PID (read right after a SIGKILL).
 
-    A leased job's score is its lease deadline, so only the queue's future range needs a look.
+    Running jobs sit in the queue's leases set (scored by lease deadline) while they run.
     """
-    now_ms = int(time.time() * 1000)
-    ids = [i.decode() for i in await redis.zrangebyscore(f"arq:queue:{queue}", now_ms - 60_000, "+inf")]
+    ids = [i.decode() for i in await redis.zrange(f"scalr:leases:{queue}", 0, -1)]
     if not ids:
         return []
     owners = await redis.mget([f"arq:in-progress:{i}" for i in ids])
