@@ -246,8 +246,10 @@ def render(result: dict[str, Any]) -> str:
                     {"template": "template-app backend"},
                     [
                         ("GET /noop req/s", ("noop_rps",), 0),
+                        ("POST /invoices/{id}/noop req/s", ("shaped_noop_rps",), 0),
                         ("POST /invoices/{id}/send req/s", ("enqueue_rps",), 0),
-                        ("enqueue / noop", ("ratio",), 2),
+                        ("send / same-shape noop", ("ratio",), 2),
+                        ("send / GET /noop", ("ratio_get_noop",), 2),
                     ],
                     ratio_of="-",
                     note=f"Load: {t.get('tool')} with {t.get('connections')} keep-alive connections for "

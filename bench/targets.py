@@ -121,7 +121,13 @@ CHECKS: list[Check] = [
         1.0,
         "×",
     ),
-    ("web: enqueue route / no-op route", lambda s: _g(s.get("web", {}).get("template"), "ratio"), ">=", 0.70, "×"),
+    (
+        "web: enqueue route / same-shape no-op route",
+        lambda s: _g(s.get("web", {}).get("template"), "ratio"),
+        ">=",
+        0.70,
+        "×",
+    ),
     ("scale: per-job cost, largest / smallest backlog", lambda s: _scale(s, "scalr", "ratio"), "<=", 1.5, "×"),
     ("scale: worker RSS peak, largest / smallest backlog", lambda s: _scale(s, "scalr", "rss"), "<=", 1.1, "×"),
 ]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -250,7 +250,8 @@ class QueueClient:
         if not isinstance(queue, str) or not QUEUE_NAME_RE.match(queue):
             raise JobOptionsError(f"_queue_name {queue!r} is not valid: expected {QUEUE_NAME_HELP}")
         given_id = options.get("_job_id")
-        job_id = _check_job_id(given_id) if given_id is not None else uuid.uuid4().hex
+        # 128 random bits as 32 hex digits: arq's uuid4().hex format, without building a UUID object
+        job_id = _check_job_id(given_id) if given_id is not None else secrets.token_hex(16)
         now_ms = int(time.time() * 1000)
         score = now_ms
         defer_by, defer_until = options.get("_defer_by"), options.get("_defer_until")

