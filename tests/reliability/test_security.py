@@ -28,7 +28,7 @@ from .rsupport import start_worker, worker_env, write_module
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
-DOC = ROOT / "docs" / "reliability.md"
+DOC = ROOT / "README.md"
 # The least-privilege user: scalr_queue's keys only, no channels, and the command categories it uses.
 # Each category is needed (see test_each_acl_category_is_needed); -@dangerous drops KEYS, FLUSHALL,
 # CONFIG, DEBUG...; INFO is given back for the worker's start-up banner (redis_version).
