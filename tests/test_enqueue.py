@@ -230,3 +230,19 @@ async def test_enqueues_waiting_behind_a_failed_send_fail_too_and_write_nothing(
         assert all(isinstance(r, QueueUnavailableError) for r in results)
         assert time.monotonic() - start < 1.5
         await scalr_queue.close()
+
+
+async def test_database_number_in_redis_url_is_used(redis_server: object, set_env: Callable[..., None]) -> None:
+    port = redis_server.port  # type: ignore[attr-defined]
+    set_env(REDIS_URL=f"redis://127.0.0.1:{port}/3")
+    job = await scalr_queue.enqueue("t", i=1)
+    db3 = Redis.from_url(f"redis://127.0.0.1:{port}/3")
+    db0 = Redis.from_url(f"redis://127.0.0.1:{port}/0")
+    try:
+        assert await db3.zscore("arq:queue:default", job.job_id) is not None
+        assert await db0.zscore("arq:queue:default", job.job_id) is None
+    finally:
+        await db3.flushdb()
+        await db3.aclose()
+        await db0.aclose()
+        await scalr_queue.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -184,3 +185,43 @@ async def test_worker_settings_class_gets_retries_and_json_under_both_runners(
     assert (failed.tries, failed.error_type, failed.error_message) == (3, "ValueError", "never works")
     with pytest.raises(scalr_queue.JobFailedError, match="never works"):
         await doomed.result(timeout=1)
+
+
+DRAIN_SETTINGS_MODULE = """
+import asyncio
+import scalr_queue
+
+async def slow(ctx) -> str:
+    await ctx["redis"].rpush("started", ctx["job_id"])
+    await asyncio.sleep(1.0)
+    await ctx["redis"].rpush("finished", ctx["job_id"])
+    return "done"
+
+class WorkerSettings(scalr_queue.WorkerSettings):
+    functions = [slow]
+"""
+
+
+async def test_arqs_own_runner_drains_running_jobs_on_sigterm(
+    redis: Redis, redis_url: str, worker_module: Callable[..., Path], set_env: Callable[..., None]
+) -> None:
+    set_env(SCALR_QUEUE_SHUTDOWN_GRACE="10s")
+    cwd = worker_module(DRAIN_SETTINGS_MODULE)
+    job = await scalr_queue.enqueue("slow")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "arq", "jobs_mod.WorkerSettings"],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        await wait_until(lambda: redis.llen("started"), timeout=15, what="job start under arq's runner")
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert await redis.lrange("finished", 0, -1) == [job.job_id.encode()], out
+    assert await job.result(timeout=1) == "done"
