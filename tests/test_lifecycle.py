@@ -315,3 +315,22 @@ async def test_a_dead_workers_job_runs_again_ahead_of_the_backlog_behind_it(
 
 async def _lease_gone(redis: Redis, job_id: str) -> bool:
     return not await redis.exists(f"arq:in-progress:{job_id}")
+
+
+async def test_a_second_stop_request_cancels_at_once_and_requeues(redis: Redis) -> None:
+    async def forever(ctx: dict[str, Any]) -> None:
+        await asyncio.sleep(3600)
+
+    async with running_worker([forever]) as worker:
+        job = await scalr_queue.enqueue("forever")
+        await wait_until(lambda: _running(job), what="start")
+        started_at = time.monotonic()
+        worker.request_stop()
+        worker.request_stop()  # the second one does not wait for the 5 s grace
+    assert time.monotonic() - started_at < 3
+    assert await job.status() is JobStatus.QUEUED
+    assert worker.shutdown_requeued == 1
+
+
+async def _running(job: scalr_queue.Job) -> bool:
+    return await job.status() is JobStatus.IN_PROGRESS
