@@ -24,7 +24,7 @@ compile() {  # compile OUTPUT EXTRA...
         --no-header --no-emit-index-url --quiet -o "$out.tmp"
     {
         echo "# Pinned by scripts/compile-requirements.sh (make requirements) from pyproject.toml; do not edit."
-        grep -v -E '^\s*(-i|--index-url|--extra-index-url|-f|--find-links|--trusted-host)\b' "$out.tmp"
+        grep -v -E '^\s*(-i|--(extra-)?index[-]url|-f|--find-links|--trusted-host)\b' "$out.tmp"
     } >"$out"
     rm -f "$out.tmp"
 }
