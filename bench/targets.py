@@ -48,50 +48,42 @@ def _enqueue_many(s: dict[str, Any]) -> float | None:
     return max(rates) if rates else None
 
 
+def _over(num: tuple[str, str], den: tuple[str, str], *path: str) -> Callable[[dict[str, Any]], float | None]:
+    """The ratio of one (scenario, system) figure to another's, from the same run."""
+    return lambda s: _div(_sys(s, num[0], num[1], *path), _sys(s, den[0], den[1], *path))
+
+
+SCALR_PICKUP, ARQ_PICKUP = ("idle_latency", "scalr"), ("idle_latency", "arq-0.01")
 CHECKS: list[Check] = [
-    ("idle pickup p50", lambda s: _sys(s, "idle_latency", "scalr", "p50_ms"), "<=", 2.0, "ms"),
-    ("idle pickup p99", lambda s: _sys(s, "idle_latency", "scalr", "p99_ms"), "<=", 10.0, "ms"),
-    (
-        "pickup p50: arq poll 0.01 / scalr",
-        lambda s: _div(_sys(s, "idle_latency", "arq-0.01", "p50_ms"), _sys(s, "idle_latency", "scalr", "p50_ms")),
-        ">=",
-        4.0,
-        "×",
-    ),
-    (
-        "pickup p99: arq poll 0.01 / scalr",
-        lambda s: _div(_sys(s, "idle_latency", "arq-0.01", "p99_ms"), _sys(s, "idle_latency", "scalr", "p99_ms")),
-        ">=",
-        4.0,
-        "×",
-    ),
-    ("idle worker CPU per 10 s", lambda s: _sys(s, "idle_latency", "scalr", "idle_cpu_s_per_10s"), "<=", 0.05, "s"),
+    ("idle pickup p50", lambda s: _sys(s, *SCALR_PICKUP, "p50_ms"), "<=", 2.0, "ms"),
+    ("idle pickup p99", lambda s: _sys(s, *SCALR_PICKUP, "p99_ms"), "<=", 10.0, "ms"),
+    ("pickup p50: arq poll 0.01 / scalr", _over(ARQ_PICKUP, SCALR_PICKUP, "p50_ms"), ">=", 4.0, "×"),
+    ("pickup p99: arq poll 0.01 / scalr", _over(ARQ_PICKUP, SCALR_PICKUP, "p99_ms"), ">=", 4.0, "×"),
+    ("idle worker CPU per 10 s", lambda s: _sys(s, *SCALR_PICKUP, "idle_cpu_s_per_10s"), "<=", 0.05, "s"),
     (
         "drain vs arq poll 0.01 (from spawn)",
-        lambda s: _div(_sys(s, "drain1", "scalr", "jobs_per_s"), _sys(s, "drain1", "arq-0.01", "jobs_per_s")),
+        _over(("drain1", "scalr"), ("drain1", "arq-0.01"), "jobs_per_s"),
         ">=",
         2.0,
         "×",
     ),
     (
         "drain vs arq default poll (from spawn)",
-        lambda s: _div(_sys(s, "drain1", "scalr", "jobs_per_s"), _sys(s, "drain1", "arq-0.5", "jobs_per_s")),
+        _over(("drain1", "scalr"), ("drain1", "arq-0.5"), "jobs_per_s"),
         ">=",
         4.0,
         "×",
     ),
     (
         "2nd worker process gain (from spawn)",
-        lambda s: _div(_sys(s, "drain2", "scalr", "jobs_per_s"), _sys(s, "drain1", "scalr", "jobs_per_s")),
+        _over(("drain2", "scalr"), ("drain1", "scalr"), "jobs_per_s"),
         ">=",
         1.6,
         "×",
     ),
     (
         "2nd worker process gain (steady)",
-        lambda s: _div(
-            _sys(s, "drain2", "scalr", "jobs_per_s_steady"), _sys(s, "drain1", "scalr", "jobs_per_s_steady")
-        ),
+        _over(("drain2", "scalr"), ("drain1", "scalr"), "jobs_per_s_steady"),
         ">=",
         1.6,
         "×",
@@ -114,9 +106,7 @@ CHECKS: list[Check] = [
     ("enqueue_many", _enqueue_many, ">=", 10_000, "jobs/s"),
     (
         "bytes per queued job vs arq",
-        lambda s: _div(
-            _sys(s, "drain1", "scalr", "bytes_per_queued_job"), _sys(s, "drain1", "arq-0.01", "bytes_per_queued_job")
-        ),
+        _over(("drain1", "scalr"), ("drain1", "arq-0.01"), "bytes_per_queued_job"),
         "<=",
         1.0,
         "×",

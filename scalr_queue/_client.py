@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from redis.exceptions import NoScriptError
-
 from . import _scripts
 from ._codec import encode_kwargs, job_payload
 from ._connection import REDIS_ERRORS, ScalrRedis, create_redis, unavailable
@@ -140,8 +138,6 @@ class QueueClient:
         try:
             return await awaitable
         except REDIS_ERRORS as exc:
-            if isinstance(exc, NoScriptError):
-                raise
             raise unavailable(exc, self.settings, doing) from None
 
     async def close(self) -> None:

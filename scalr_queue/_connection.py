@@ -14,6 +14,7 @@ from redis.exceptions import (
     AuthenticationError,
     AuthorizationError,
     NoPermissionError,
+    NoScriptError,
     OutOfMemoryError,
     RedisError,
     ResponseError,
@@ -42,8 +43,6 @@ def aw(value: Awaitable[T] | T) -> Awaitable[T]:
 
 async def eval_script(redis: Any, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
     """EVALSHA, loading the script once if Redis does not have it (first use, or after a restart)."""
-    from redis.exceptions import NoScriptError
-
     sha = _scripts.sha(script)
     try:
         return await redis.execute_command("EVALSHA", sha, len(keys), *keys, *args)

@@ -96,7 +96,6 @@ class ScalrWorker(JobExecution, Worker):
         self._blocking: ScalrRedis | None = None
         self._background: list[asyncio.Task[None]] = []
         self._outage_since: float | None = None
-        self.reconnect_times: list[float] = []
         self.shutdown_requeued = 0
         self.metrics = WorkerMetrics(self.queue)
 
@@ -127,7 +126,6 @@ class ScalrWorker(JobExecution, Worker):
             self.settings.shutdown_grace,
             len(self.tasks),
         )
-        self.allow_pick_jobs = False
         self._stop.set()
 
     def _cancel_running(self) -> None:
@@ -332,7 +330,6 @@ class ScalrWorker(JobExecution, Worker):
     def _redis_ok(self) -> None:
         if self._outage_since is not None:
             took = time.monotonic() - self._outage_since
-            self.reconnect_times.append(took)
             logger.info("Redis is back after %.2fs", took)
             self._outage_since = None
 
