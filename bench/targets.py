@@ -1,4 +1,4 @@
-"""The issue's targets, checked against one run's medians (ratios to vanilla arq from the same run)."""
+"""The benchmark's targets, checked against one run's medians (ratios to vanilla arq from the same run)."""
 
 from __future__ import annotations
 
@@ -125,7 +125,7 @@ CHECKS: list[Check] = [
 
 def render_targets(summary: dict[str, Any]) -> str:
     lines = [
-        "### Targets of issue 5 (scalr_queue, this run)",
+        "### Targets (scalr_queue, this run; bench/targets.py)",
         "",
         "| target | measured | goal | met |",
         "|---|---|---|---|",

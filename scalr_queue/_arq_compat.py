@@ -1,4 +1,4 @@
-"""``WorkerSettings``: the page's "full WorkerSettings" path with scalr_queue's semantics.
+"""``WorkerSettings``: the platform page's "full WorkerSettings" path with scalr_queue's semantics.
 
 ``python -m arq src.worker.WorkerSettings`` builds arq's own Worker from the class's *own*
 attributes, so this base class copies the defaults onto each subclass as it is defined

@@ -82,33 +82,68 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SCALR_QUEUE_", extra="ignore", frozen=True, validate_default=True)
 
     redis_url: str = Field(
-        "redis://localhost:6379/0", validation_alias=AliasChoices("REDIS_URL", "SCALR_QUEUE_REDIS_URL")
+        "redis://localhost:6379/0",
+        validation_alias=AliasChoices("REDIS_URL", "SCALR_QUEUE_REDIS_URL"),
+        description="`redis://[user:password@]host[:port][/db]`, `rediss://` for TLS, `unix://`; "
+        "the password is never printed",
     )
-    queue_name: str = DEFAULT_QUEUE
-    concurrency: int = Field(10, ge=1, le=10_000)
-    job_timeout: Duration = 300.0
-    max_tries: int = Field(5, ge=1, le=1000)
-    retry_delay: Duration = 1.0
-    retry_max_delay: Duration = 60.0
-    retry_jitter: float = Field(0.1, ge=0.0, le=1.0)
-    keep_result: Duration = 3600.0
-    shutdown_grace: Duration = 30.0
-    lease: Duration = 30.0
-    poll_interval: Duration = 1.0
-    health_interval: Duration = 10.0
-    failed_max: int = Field(10_000, ge=1, le=10_000_000)
-    unknown_task_delay: Duration = 10.0
-    unknown_task_max_age: Duration = 3600.0
-    max_payload: Size = 1024 * 1024
-    tasks: str | None = None
-    redis_timeout: Duration = 2.0
-    tls_cert_reqs: Literal["required", "optional", "none"] = "required"
-    tls_ca_certs: str | None = None
-    tls_check_hostname: bool = False
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["plain", "json"] = "plain"
-    metrics_port: int | None = Field(None, ge=1, le=65535)
-    metrics_host: str = "127.0.0.1"
+    queue_name: str = Field(DEFAULT_QUEUE, description="queue a worker serves and enqueue uses (`arq:queue:<name>`)")
+    concurrency: int = Field(10, ge=1, le=10_000, description="jobs one worker process runs at once")
+    job_timeout: Duration = Field(300.0, description="per-attempt timeout; the attempt is cancelled and retried")
+    max_tries: int = Field(5, ge=1, le=1000, description="attempts per job, the first included; then the failed set")
+    retry_delay: Duration = Field(1.0, description="first backoff delay; doubles each try")
+    retry_max_delay: Duration = Field(60.0, description="cap on the backoff delay")
+    retry_jitter: float = Field(0.1, ge=0.0, le=1.0, description="random spread on each delay, a fraction (0 to 1)")
+    keep_result: Duration = Field(
+        3600.0, description="how long results (and failure results) stay readable; `0` keeps none"
+    )
+    shutdown_grace: Duration = Field(
+        30.0, description="on SIGTERM, how long running jobs may finish before they are requeued"
+    )
+    lease: Duration = Field(
+        30.0, description="lease on a running job, renewed while it runs: a dead worker's jobs rerun after this long"
+    )
+    poll_interval: Duration = Field(1.0, description="safety-net poll of an idle worker (enqueues wake it at once)")
+    health_interval: Duration = Field(
+        10.0, description="how often a worker reports itself (worker registry, `--check`, `/healthz`)"
+    )
+    failed_max: int = Field(
+        10_000, ge=1, le=10_000_000, description="failed-set cap per queue; the oldest are dropped with a warning"
+    )
+    unknown_task_delay: Duration = Field(
+        10.0, description="a job whose task this worker lacks (rolling deploy) is put back this long, not a try"
+    )
+    unknown_task_max_age: Duration = Field(
+        3600.0, description="...until the job is this old; then it goes to the failed set"
+    )
+    max_payload: Size = Field(
+        1024 * 1024,
+        description="largest encoded job enqueue accepts: bytes or `512KiB`, `1MiB`, `1MB`",
+        json_schema_extra={"shown_default": "1MiB"},
+    )
+    tasks: str | None = Field(
+        None,
+        description="worker module whose `tasks` enqueue checks names and arguments against (`src.worker`); "
+        "unset, enqueue checks against live workers' published tasks",
+    )
+    redis_timeout: Duration = Field(
+        2.0, description="connect and command timeout for producers: how fast enqueue fails when Redis is down"
+    )
+    tls_cert_reqs: Literal["required", "optional", "none"] = Field(
+        "required", description="certificate verification for `rediss://`: `required`, `optional`, `none`"
+    )
+    tls_ca_certs: str | None = Field(None, description="CA bundle file for `rediss://`")
+    tls_check_hostname: bool = Field(False, description="also match the certificate's host name")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="worker log level: `DEBUG`, `INFO`, `WARNING`, `ERROR`"
+    )
+    log_format: Literal["plain", "json"] = Field(
+        "plain", description="worker log format: `plain`, or `json` (one object per line)"
+    )
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="serve Prometheus metrics from the worker on this port; unset: off"
+    )
+    metrics_host: str = Field("127.0.0.1", description="address the metrics port binds (loopback unless you open it)")
 
     @field_validator("redis_url")
     @classmethod

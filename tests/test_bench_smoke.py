@@ -29,7 +29,7 @@ def test_bench_tiny_run_writes_a_complete_result(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| scalr_queue |" in proc.stdout  # the markdown tables went to stdout
-    assert "### Targets of issue 5" in proc.stdout
+    assert "### Targets (scalr_queue, this run" in proc.stdout
 
     result = json.loads(out.read_text())
     assert result["errors"] == []

@@ -1,4 +1,4 @@
-"""The page's advice, automated: every name the backend enqueues is in the worker's tasks."""
+"""The platform page's advice, automated: every name the backend enqueues is in the worker's tasks."""
 
 from __future__ import annotations
 
