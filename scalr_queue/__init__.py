@@ -8,6 +8,7 @@ Example::
 """
 
 from ._arq_compat import WorkerSettings
+from ._arq_read import arq_deserializer
 from ._client import QueueClient, QueueStats, close, enqueue, enqueue_many, get_client, get_job, queue_stats
 from ._errors import (
     ConfigurationError,
@@ -55,6 +56,7 @@ __all__ = [
     "WorkerInfo",
     "WorkerModuleError",
     "WorkerSettings",
+    "arq_deserializer",
     "close",
     "enqueue",
     "enqueue_many",
