@@ -25,7 +25,7 @@ FMT_PATHS   := $(wildcard scalr_queue tests template-app bench)
 export VENV PYTHON
 
 .PHONY: help bootstrap test lint fmt typecheck pytest dev up down logs ps worker-logs queue-depth \
-        new-app bench bench-quick reliability requirements clean
+        new-app bench bench-quick reliability requirements clean docs settings-docs
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -92,6 +92,13 @@ bench-quick: bootstrap ## A short benchmark run, for a quick look
 
 reliability: bootstrap ## The long reliability suite (tests/reliability --full)
 	$(PY) -m pytest tests/reliability --full -q
+
+docs: bootstrap ## Build the documentation site from docs/ into site/ (mkdocs-material; --strict: a broken link fails)
+	@# not --quiet: it hides the warnings that --strict counts
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+settings-docs: bootstrap ## Regenerate the README's settings table and .env.shared from scalr_queue/_settings.py
+	$(PY) -m scalr_queue._settings_doc
 
 requirements: ## Re-pin requirements.txt and requirements-dev.txt from pyproject.toml
 	scripts/compile-requirements.sh

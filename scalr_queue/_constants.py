@@ -1,6 +1,7 @@
 """Every Redis key scalr_queue reads or writes, named in one place.
 
-The ``arq:`` keys keep arq's layout so arq's own ``Job`` API and tools still read our queues;
+The ``arq:`` keys keep arq's layout, so arq's own ``Job`` API reads our jobs when it is given the
+full queue key and :func:`scalr_queue.arq_deserializer` (see ``_arq_read``);
 the ``scalr:`` keys are the additions (wake-ups, worker registry, failed set). A Redis ACL that
 allows ``~arq:* ~scalr:*`` is therefore enough for the whole flow.
 """

@@ -19,6 +19,9 @@ compile() {  # compile OUTPUT EXTRA...
     local out="$1"; shift
     local extras=()
     for e in "$@"; do extras+=(--extra "$e"); done
+    # uv keeps the pins of an existing output file unless the ranges rule them out, so adding
+    # one dependency does not upgrade every other one
+    if [[ -f "$out" ]]; then cp "$out" "$out.tmp"; fi
     "$uv_bin" pip compile pyproject.toml "${extras[@]}" \
         --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
         --no-header --no-emit-index-url --quiet -o "$out.tmp"

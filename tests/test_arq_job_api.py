@@ -60,6 +60,8 @@ async def test_arq_reads_a_running_job_but_its_result_wait_stops_at_the_claim(re
         job = await scalr_queue.enqueue("held")
         seen = arq_job(job.job_id, redis)
         await wait_until(lambda: _status_is(seen, JobStatus.in_progress), what="arq's status to read in_progress")
+        running = await seen.info()
+        assert isinstance(running, JobDef) and not isinstance(running, JobResult) and running.function == "held"
         with pytest.raises(ResultNotFound):  # the running job has left the queue for the leases set
             await seen.result(timeout=5, poll_delay=0.05)
         GATE.set()
