@@ -3,7 +3,7 @@
 Each fault test records its figures (jobs, kills, restarts, lost, duplicates, reconnect time)
 through the ``record`` fixture into ``results/<mode>/<test>.json`` (gitignored); at the end of
 the session ``pytest_terminal_summary`` prints them as one table and writes it to
-``results/<mode>/summary.md``, the table the README quotes.
+``results/<mode>/summary.md``, the table docs/reliability.md quotes.
 """
 
 from __future__ import annotations
