@@ -23,7 +23,7 @@ from ._errors import (
     UnknownTaskError,
     WorkerModuleError,
 )
-from ._failed import FailedJob, FailedJobs
+from ._failed import FailedJob, FailedJobs, RetryAllReport
 from ._job import Job, JobInfo, JobStatus
 from ._registry import WorkerInfo
 from ._settings import Settings, get_settings
@@ -47,6 +47,7 @@ __all__ = [
     "QueueClient",
     "QueueStats",
     "QueueUnavailableError",
+    "RetryAllReport",
     "ScalrQueueError",
     "Settings",
     "TaskArgumentsError",

@@ -16,6 +16,7 @@ from ._codec import loads, pretty
 from ._errors import ConfigurationError, ScalrQueueError, exit_code
 
 PROG = "scalr-queue"
+SHOWN_IDS = 20  # job ids a bulk command names in text output; --json lists them all
 
 
 def _print(data: Any, as_json: bool, text: str) -> None:
@@ -135,8 +136,15 @@ def cmd_failed(args: argparse.Namespace) -> int:
             return 0
         if args.action == "retry":
             if args.all:
-                count = await failed.retry_all(args.queue)
-                _print({"retried": count}, args.json, f"retried {count} failed job(s)")
+                report = await failed.retry_all(args.queue)
+                lines = [f"retried {len(report.retried)} failed job(s)"]
+                if report.not_retried:
+                    lines.append(f"not retried {len(report.not_retried)} (still in the failed set):")
+                    shown = list(report.not_retried.items())[:SHOWN_IDS]
+                    lines += [f"  {job_id}: {why}" for job_id, why in shown]
+                    if len(report.not_retried) > len(shown):
+                        lines.append(f"  ... and {len(report.not_retried) - len(shown)} more (scalr-queue failed list)")
+                _print({"retried": report.retried, "not_retried": report.not_retried}, args.json, "\n".join(lines))
                 return 0
             if not args.job_id:
                 raise ConfigurationError("failed retry needs a JOB_ID or --all")
