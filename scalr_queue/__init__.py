@@ -23,7 +23,7 @@ from ._errors import (
     UnknownTaskError,
     WorkerModuleError,
 )
-from ._failed import FailedJob, FailedJobs, RetryAllReport
+from ._failed import FailedJob, FailedJobs, PurgeAllReport, RetryAllReport
 from ._job import Job, JobInfo, JobStatus
 from ._registry import WorkerInfo
 from ._settings import Settings, get_settings
@@ -44,6 +44,7 @@ __all__ = [
     "JobOptionsError",
     "JobStatus",
     "PayloadError",
+    "PurgeAllReport",
     "QueueClient",
     "QueueStats",
     "QueueUnavailableError",

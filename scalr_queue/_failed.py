@@ -37,6 +37,17 @@ class RetryAllReport:
     not_retried: dict[str, str]  # job id -> reason
 
 
+PURGE_IDS_KEPT = 100  # ids a purge_all report names (newest first); the count is always exact
+
+
+@dataclass(frozen=True)
+class PurgeAllReport:
+    """What ``FailedJobs.purge_all`` removed: how many, and the newest ``PURGE_IDS_KEPT`` ids."""
+
+    count: int
+    job_ids: list[str]
+
+
 @dataclass(frozen=True)
 class FailedJob:
     """A failed job as the worker recorded it."""
@@ -221,18 +232,33 @@ class FailedJobs:
                     not_retried[job_id] = why_not
         return RetryAllReport(retried=retried, not_retried=not_retried)
 
-    async def purge(self, job_id: str | None = None, queue: str | None = None) -> int:
-        """Delete one failed job, or all of the queue's; returns how many were removed."""
+    async def purge(self, job_id: str, queue: str | None = None) -> int:
+        """Delete one failed job; returns 1, or 0 when it was not in the set.
+
+        There is no "no id means everything": that is ``purge_all``, named so it cannot happen
+        by leaving an argument out.
+        """
+        if not job_id:
+            raise TypeError("purge() needs a job id; purge_all() removes every failed job of the queue")
         q = self._queue(queue)
         redis = await self._client.redis()
-        if job_id is not None:
-            async with redis.pipeline(transaction=True) as pipe:
-                pipe.zrem(failed_key(q), job_id)
-                pipe.hdel(failed_jobs_key(q), job_id)
-                removed, _ = await self._client.run(pipe.execute(), "purge failed job")
-            return int(removed)
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(failed_key(q), job_id)
+            pipe.hdel(failed_jobs_key(q), job_id)
+            removed, _ = await self._client.run(pipe.execute(), "purge failed job")
+        return int(removed)
+
+    async def purge_all(self, queue: str | None = None) -> PurgeAllReport:
+        """Delete every failed job of the queue in one transaction; says how many, and which.
+
+        The ids read are the newest ``PURGE_IDS_KEPT``, taken in the same MULTI as the delete,
+        so the report names exactly what was removed without holding a huge set in memory.
+        """
+        q = self._queue(queue)
+        redis = await self._client.redis()
         async with redis.pipeline(transaction=True) as pipe:
             pipe.zcard(failed_key(q))
+            pipe.zrevrange(failed_key(q), 0, PURGE_IDS_KEPT - 1)
             pipe.delete(failed_key(q), failed_jobs_key(q))
-            count, _ = await self._client.run(pipe.execute(), "purge failed jobs")
-        return int(count)
+            count, ids, _ = await self._client.run(pipe.execute(), "purge failed jobs")
+        return PurgeAllReport(count=int(count), job_ids=[i.decode() if isinstance(i, bytes) else str(i) for i in ids])

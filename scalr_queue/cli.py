@@ -1,7 +1,8 @@
 """``scalr-queue``: run workers and look after queues from a shell.
 
 Commands: ``worker``, ``stats``, ``workers``, ``job``, ``enqueue``, ``failed list|show|retry|purge``,
-``check-names``. Every command takes ``--queue``; the read commands take ``--json``.
+``check-names``. Bulk actions on the failed set need ``--all`` and name what they touched.
+Every command takes ``--queue``; the read commands take ``--json``.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ._codec import loads, pretty
-from ._errors import ConfigurationError, ScalrQueueError, exit_code
+from ._errors import ConfigurationError, JobNotFoundError, ScalrQueueError, exit_code
 
 PROG = "scalr-queue"
-SHOWN_IDS = 20  # job ids a bulk command names in text output; --json lists them all
+SHOWN_IDS = 20  # job ids a bulk command names in text output; --json names more (all for retry --all)
 
 
 def _print(data: Any, as_json: bool, text: str) -> None:
@@ -134,6 +135,8 @@ def cmd_failed(args: argparse.Namespace) -> int:
                 "\n".join(f"{k}: {v}" for k, v in data.items() if k != "traceback") + f"\ntraceback:\n{job.traceback}",
             )
             return 0
+        if args.action in ("retry", "purge") and args.all and args.job_id:
+            raise ConfigurationError(f"failed {args.action} takes a JOB_ID or --all, not both")
         if args.action == "retry":
             if args.all:
                 report = await failed.retry_all(args.queue)
@@ -155,8 +158,21 @@ def cmd_failed(args: argparse.Namespace) -> int:
                 f"retried {job.job_id}: queued again with a fresh try count",
             )
             return 0
-        count = await failed.purge(args.job_id, args.queue)
-        _print({"purged": count}, args.json, f"purged {count} failed job(s)")
+        if args.all:
+            report = await failed.purge_all(args.queue)
+            count, ids = report.count, report.job_ids
+        elif args.job_id:
+            if not await failed.purge(args.job_id, args.queue):
+                queue = args.queue or client.settings.queue_name
+                raise JobNotFoundError(f"job {args.job_id!r} is not in the failed set of queue {queue!r}")
+            count, ids = 1, [args.job_id]
+        else:
+            raise ConfigurationError("failed purge needs a JOB_ID, or --all to remove every failed job of the queue")
+        lines = [f"purged {count} failed job(s)" + (":" if count else "")]
+        lines += [f"  {job_id}" for job_id in ids[:SHOWN_IDS]]
+        if count > len(lines) - 1:
+            lines.append(f"  ... and {count - (len(lines) - 1)} more")
+        _print({"purged": count, "job_ids": ids}, args.json, "\n".join(lines))
         return 0
 
     return asyncio.run(_with_client(go))
@@ -219,10 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, json=False)
     p.set_defaults(func=cmd_enqueue)
 
-    p = sub.add_parser("failed", help="failed jobs: list | show ID | retry ID | retry --all | purge [ID]")
+    p = sub.add_parser("failed", help="failed jobs: list | show ID | retry ID|--all | purge ID|--all")
     p.add_argument("action", choices=["list", "show", "retry", "purge"])
     p.add_argument("job_id", nargs="?")
-    p.add_argument("--all", action="store_true", help="with retry: every failed job of the queue")
+    p.add_argument("--all", action="store_true", help="with retry or purge: every failed job of the queue")
     p.add_argument("--limit", type=int, default=100)
     common(p)
     p.set_defaults(func=cmd_failed)
