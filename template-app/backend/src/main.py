@@ -5,6 +5,7 @@ Run with ``uvicorn src.main:app`` from ``backend/`` (the image's default command
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,6 +15,8 @@ from fastapi.responses import JSONResponse
 
 import scalr_queue
 from scalr_queue import JobNotFoundError, QueueUnavailableError, enqueue, get_job
+
+logger = logging.getLogger(__name__)
 
 
 @asynccontextmanager
@@ -29,10 +32,15 @@ app = FastAPI(title="template-app", lifespan=lifespan)
 
 @app.exception_handler(QueueUnavailableError)
 async def queue_unavailable(request: Request, exc: QueueUnavailableError) -> JSONResponse:
-    """Redis is down or refusing writes: say so quickly; the next request retries by itself."""
+    """Redis is down or refusing writes: say so quickly; the next request retries by itself.
+
+    The exception names the Redis host, port and what failed: that goes to the log for the
+    operator, never into a public response body.
+    """
+    logger.warning("%s %s: 503: %s", request.method, request.url.path, exc)
     return JSONResponse(
         status_code=503,
-        content={"error": "queue_unavailable", "detail": str(exc)},
+        content={"error": "queue_unavailable", "detail": "the job queue is unavailable; try again shortly"},
         headers={"Retry-After": "5"},
     )
 
@@ -59,7 +67,8 @@ async def job_status(job_id: str) -> dict[str, Any] | JSONResponse:
         "tries": info.tries,
         "enqueue_time": info.enqueue_time.isoformat() if info.enqueue_time else None,
         "result": info.result,
-        "error": info.error,
+        # type and message only: the traceback stays in the worker's log and `scalr-queue failed show`
+        "error": {"type": info.error.get("type", ""), "message": info.error.get("message", "")} if info.error else None,
     }
 
 
@@ -69,7 +78,12 @@ async def healthz() -> dict[str, Any] | JSONResponse:
     try:
         stats = await scalr_queue.queue_stats()
     except QueueUnavailableError as exc:
-        return JSONResponse(status_code=503, content={"redis": "down", "detail": str(exc)})
+        logger.warning("GET /healthz: 503: %s", exc)
+        return JSONResponse(
+            status_code=503,
+            content={"redis": "down", "detail": "the job queue is unavailable"},
+            headers={"Retry-After": "5"},
+        )
     return {
         "redis": "ok",
         "worker_seen": stats.workers > 0,
