@@ -114,7 +114,7 @@ async def end_to_end(url: str, tmp: Path, set_env: Callable[..., None], **extra:
         )
         seen.append(check.stdout + check.stderr)
         assert check.returncode == 0, check.stdout + check.stderr
-        assert "purged 1" in cli("failed", "purge").stdout
+        assert "purged 1" in cli("failed", "purge", "--all").stdout
     finally:
         code = worker.stop(timeout=30)
         await scalr_queue.close()
