@@ -111,7 +111,22 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     return asyncio.run(_with_client(go))
 
 
+def _check_failed_args(args: argparse.Namespace) -> None:
+    """Refuse a bad combination before connecting: a bulk action is only ever asked for by name."""
+    if args.action not in ("retry", "purge"):
+        return
+    if args.all and args.job_id:
+        raise ConfigurationError(f"failed {args.action} takes a JOB_ID or --all, not both")
+    if not args.all and not args.job_id:
+        what = "re-drive" if args.action == "retry" else "remove"
+        raise ConfigurationError(
+            f"failed {args.action} needs a JOB_ID, or --all to {what} every failed job of the queue"
+        )
+
+
 def cmd_failed(args: argparse.Namespace) -> int:
+    _check_failed_args(args)
+
     async def go(client: Any) -> int:
         failed = client.failed
         if args.action == "list":
@@ -135,8 +150,6 @@ def cmd_failed(args: argparse.Namespace) -> int:
                 "\n".join(f"{k}: {v}" for k, v in data.items() if k != "traceback") + f"\ntraceback:\n{job.traceback}",
             )
             return 0
-        if args.action in ("retry", "purge") and args.all and args.job_id:
-            raise ConfigurationError(f"failed {args.action} takes a JOB_ID or --all, not both")
         if args.action == "retry":
             if args.all:
                 report = await failed.retry_all(args.queue)
@@ -149,8 +162,6 @@ def cmd_failed(args: argparse.Namespace) -> int:
                         lines.append(f"  ... and {len(report.not_retried) - len(shown)} more (scalr-queue failed list)")
                 _print({"retried": report.retried, "not_retried": report.not_retried}, args.json, "\n".join(lines))
                 return 0
-            if not args.job_id:
-                raise ConfigurationError("failed retry needs a JOB_ID or --all")
             job = await failed.retry(args.job_id, args.queue)
             _print(
                 {"retried": job.job_id},
@@ -161,17 +172,15 @@ def cmd_failed(args: argparse.Namespace) -> int:
         if args.all:
             report = await failed.purge_all(args.queue)
             count, ids = report.count, report.job_ids
-        elif args.job_id:
+        else:
             if not await failed.purge(args.job_id, args.queue):
                 queue = args.queue or client.settings.queue_name
                 raise JobNotFoundError(f"job {args.job_id!r} is not in the failed set of queue {queue!r}")
             count, ids = 1, [args.job_id]
-        else:
-            raise ConfigurationError("failed purge needs a JOB_ID, or --all to remove every failed job of the queue")
-        lines = [f"purged {count} failed job(s)" + (":" if count else "")]
-        lines += [f"  {job_id}" for job_id in ids[:SHOWN_IDS]]
-        if count > len(lines) - 1:
-            lines.append(f"  ... and {count - (len(lines) - 1)} more")
+        shown = ids[:SHOWN_IDS]
+        lines = [f"purged {count} failed job(s)" + (":" if count else ""), *(f"  {job_id}" for job_id in shown)]
+        if count > len(shown):
+            lines.append(f"  ... and {count - len(shown)} more")
         _print({"purged": count, "job_ids": ids}, args.json, "\n".join(lines))
         return 0
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 from redis.asyncio import Redis
 
 import scalr_queue
+from scalr_queue.testing import free_port
 from tests.support import run_cli
 from tests.test_failed_retry_all import add_failed
 
@@ -78,3 +80,15 @@ async def test_python_purge_needs_a_job_id_and_purge_all_removes_everything(redi
     report = await failed.purge_all()
     assert (report.count, report.job_ids) == (2, ["job-02", "job-01"])
     assert await failed.count() == 0
+
+
+@pytest.mark.parametrize(("action", "what"), [("purge", "remove"), ("retry", "re-drive")])
+def test_cli_bulk_action_without_id_or_all_is_refused_before_connecting(
+    set_env: Callable[..., None], action: str, what: str
+) -> None:
+    set_env(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    result = run_cli("failed", action)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (
+        f"scalr-queue: error: failed {action} needs a JOB_ID, or --all to {what} every failed job of the queue\n"
+    )
