@@ -24,7 +24,7 @@ from ._errors import (
     UnknownTaskError,
     WorkerModuleError,
 )
-from ._failed import FailedJob, FailedJobs
+from ._failed import FailedJob, FailedJobs, PurgeAllReport, RetryAllReport
 from ._job import Job, JobInfo, JobStatus
 from ._registry import WorkerInfo
 from ._settings import Settings, get_settings
@@ -45,9 +45,11 @@ __all__ = [
     "JobOptionsError",
     "JobStatus",
     "PayloadError",
+    "PurgeAllReport",
     "QueueClient",
     "QueueStats",
     "QueueUnavailableError",
+    "RetryAllReport",
     "ScalrQueueError",
     "Settings",
     "TaskArgumentsError",

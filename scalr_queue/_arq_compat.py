@@ -76,7 +76,10 @@ def retrying(spec: TaskSpec, settings: Settings, queue: str, default_timeout: fl
                 pipe.zadd(failed_key(queue), {ctx["job_id"]: int(time.time() * 1000)})
                 pipe.hset(failed_jobs_key(queue), ctx["job_id"], record)
                 await pipe.execute()
-            raise failure from None if timed_out else failure
+            if timed_out:
+                # our TimeoutError stands for the cancellation; its internal chain is noise
+                raise failure from None
+            raise  # the task's own exception, with its own cause and context, as arq logs it
 
     run.__qualname__ = run.__name__ = spec.name
     return Function(spec.name, run, timeout + ARQ_TIMEOUT_MARGIN_S, spec.keep_result_s, None, spec.max_tries)

@@ -1,7 +1,8 @@
 """``scalr-queue``: run workers and look after queues from a shell.
 
 Commands: ``worker``, ``stats``, ``workers``, ``job``, ``enqueue``, ``failed list|show|retry|purge``,
-``check-names``. Every command takes ``--queue``; the read commands take ``--json``.
+``check-names``. Bulk actions on the failed set need ``--all`` and name what they touched.
+Every command takes ``--queue``; the read commands take ``--json``.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ._codec import loads, pretty
-from ._errors import ConfigurationError, ScalrQueueError, exit_code
+from ._errors import ConfigurationError, JobNotFoundError, ScalrQueueError, exit_code
 
 PROG = "scalr-queue"
+SHOWN_IDS = 20  # job ids a bulk command names in text output; --json names more (all for retry --all)
 
 
 def _print(data: Any, as_json: bool, text: str) -> None:
@@ -109,7 +111,22 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     return asyncio.run(_with_client(go))
 
 
+def _check_failed_args(args: argparse.Namespace) -> None:
+    """Refuse a bad combination before connecting: a bulk action is only ever asked for by name."""
+    if args.action not in ("retry", "purge"):
+        return
+    if args.all and args.job_id:
+        raise ConfigurationError(f"failed {args.action} takes a JOB_ID or --all, not both")
+    if not args.all and not args.job_id:
+        what = "re-drive" if args.action == "retry" else "remove"
+        raise ConfigurationError(
+            f"failed {args.action} needs a JOB_ID, or --all to {what} every failed job of the queue"
+        )
+
+
 def cmd_failed(args: argparse.Namespace) -> int:
+    _check_failed_args(args)
+
     async def go(client: Any) -> int:
         failed = client.failed
         if args.action == "list":
@@ -135,11 +152,16 @@ def cmd_failed(args: argparse.Namespace) -> int:
             return 0
         if args.action == "retry":
             if args.all:
-                count = await failed.retry_all(args.queue)
-                _print({"retried": count}, args.json, f"retried {count} failed job(s)")
+                report = await failed.retry_all(args.queue)
+                lines = [f"retried {len(report.retried)} failed job(s)"]
+                if report.not_retried:
+                    lines.append(f"not retried {len(report.not_retried)} (still in the failed set):")
+                    shown = list(report.not_retried.items())[:SHOWN_IDS]
+                    lines += [f"  {job_id}: {why}" for job_id, why in shown]
+                    if len(report.not_retried) > len(shown):
+                        lines.append(f"  ... and {len(report.not_retried) - len(shown)} more (scalr-queue failed list)")
+                _print({"retried": report.retried, "not_retried": report.not_retried}, args.json, "\n".join(lines))
                 return 0
-            if not args.job_id:
-                raise ConfigurationError("failed retry needs a JOB_ID or --all")
             job = await failed.retry(args.job_id, args.queue)
             _print(
                 {"retried": job.job_id},
@@ -147,8 +169,19 @@ def cmd_failed(args: argparse.Namespace) -> int:
                 f"retried {job.job_id}: queued again with a fresh try count",
             )
             return 0
-        count = await failed.purge(args.job_id, args.queue)
-        _print({"purged": count}, args.json, f"purged {count} failed job(s)")
+        if args.all:
+            report = await failed.purge_all(args.queue)
+            count, ids = report.count, report.job_ids
+        else:
+            if not await failed.purge(args.job_id, args.queue):
+                queue = args.queue or client.settings.queue_name
+                raise JobNotFoundError(f"job {args.job_id!r} is not in the failed set of queue {queue!r}")
+            count, ids = 1, [args.job_id]
+        shown = ids[:SHOWN_IDS]
+        lines = [f"purged {count} failed job(s)" + (":" if count else ""), *(f"  {job_id}" for job_id in shown)]
+        if count > len(shown):
+            lines.append(f"  ... and {count - len(shown)} more")
+        _print({"purged": count, "job_ids": ids}, args.json, "\n".join(lines))
         return 0
 
     return asyncio.run(_with_client(go))
@@ -211,10 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, json=False)
     p.set_defaults(func=cmd_enqueue)
 
-    p = sub.add_parser("failed", help="failed jobs: list | show ID | retry ID | retry --all | purge [ID]")
+    p = sub.add_parser("failed", help="failed jobs: list | show ID | retry ID|--all | purge ID|--all")
     p.add_argument("action", choices=["list", "show", "retry", "purge"])
     p.add_argument("job_id", nargs="?")
-    p.add_argument("--all", action="store_true", help="with retry: every failed job of the queue")
+    p.add_argument("--all", action="store_true", help="with retry or purge: every failed job of the queue")
     p.add_argument("--limit", type=int, default=100)
     common(p)
     p.set_defaults(func=cmd_failed)

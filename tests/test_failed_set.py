@@ -106,7 +106,7 @@ async def test_cli_failed_list_show_retry_purge(redis: Redis, redis_url: str, se
     assert await redis.zscore("arq:queue:default", ids[0]) is not None
     assert run_cli("failed", "retry", "--all").stdout.strip() == "retried 2 failed job(s)"
     assert await redis.zcard("arq:queue:default") == 3
-    assert run_cli("failed", "purge").stdout.strip() == "purged 0 failed job(s)"
+    assert run_cli("failed", "purge", "--all").stdout.strip() == "purged 0 failed job(s)"
     missing = run_cli("failed", "show", "nope")
     assert missing.returncode == 1
     assert missing.stderr.strip() == "scalr-queue: error: job 'nope' is not in the failed set of queue 'default'"

@@ -114,7 +114,7 @@ async def end_to_end(url: str, tmp: Path, set_env: Callable[..., None], **extra:
         )
         seen.append(check.stdout + check.stderr)
         assert check.returncode == 0, check.stdout + check.stderr
-        assert "purged 1" in cli("failed", "purge").stdout
+        assert "purged 1" in cli("failed", "purge", "--all").stdout
     finally:
         code = worker.stop(timeout=30)
         await scalr_queue.close()
@@ -188,7 +188,7 @@ async def test_each_acl_category_is_needed(acl_server: Any, tmp_path: Path, drop
     try:
         try:
             await client.enqueue("ok", n=1)
-            await client.failed.purge()
+            await client.failed.purge_all()
         except QueueUnavailableError as exc:
             errors.append(str(exc))
         await wait_until(lambda: not worker.alive() or "retrying" in worker.log(), timeout=20, what="worker outcome")
