@@ -29,6 +29,7 @@ class LoopPool:
         self._settings = settings
         self._redis: ScalrRedis | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._adopted = False
         self.owner = owner
 
     @property
@@ -44,11 +45,15 @@ class LoopPool:
             self._redis = create_redis(self.settings)
             self._redis.scalr_client = self.owner
             self._loop = loop
+            self._adopted = False
         return self._redis
 
     def adopt(self, redis: ScalrRedis) -> None:
-        """Use ``redis``, made on the running loop by someone else (the worker shares its own)."""
-        self._redis, self._loop = redis, asyncio.get_running_loop()
+        """Use ``redis``, made on the running loop by someone else (the worker shares its own).
+
+        Its maker closes it: :meth:`close` only lets go of it.
+        """
+        self._redis, self._loop, self._adopted = redis, asyncio.get_running_loop(), True
         redis.scalr_client = self.owner
 
     async def run(self, awaitable: Awaitable[T], doing: str) -> T:
@@ -60,5 +65,5 @@ class LoopPool:
 
     async def close(self) -> None:
         redis, self._redis = self._redis, None
-        if redis is not None and self._loop is asyncio.get_running_loop():
+        if redis is not None and not self._adopted and self._loop is asyncio.get_running_loop():
             await redis.aclose(close_connection_pool=True)
