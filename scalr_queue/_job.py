@@ -78,6 +78,10 @@ class Job(Generic[R]):
     """
 
     __slots__ = ("_client", "created", "job_id", "queue", "task")
+    job_id: str
+    queue: str
+    created: bool
+    task: str | None
 
     def __init__(
         self, job_id: str, queue: str, client: QueueAccess, *, created: bool = True, task: str | None = None
