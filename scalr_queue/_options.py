@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
 from ._errors import JobOptionsError
 from ._settings import QUEUE_NAME_HELP, QUEUE_NAME_RE
@@ -33,9 +33,11 @@ OPTION_NAMES = ("_job_id", "_queue_name", "_defer_by", "_defer_until", "_expires
 EXPIRED_KEY_GRACE_MS = 86_400_000
 
 
-@dataclass(frozen=True, slots=True)
-class Placement:
-    """Options resolved against the clock and the settings: what the enqueue script writes."""
+class Placement(NamedTuple):
+    """Options resolved against the clock and the settings: what the enqueue script writes.
+
+    A NamedTuple: one is built per enqueue, and a tuple is the cheapest record to build.
+    """
 
     job_id: str
     queue: str
@@ -146,7 +148,11 @@ class JobOptions:
         if not values:
             return DEFAULT
         _check(values, "_")
-        return cls(**values)
+        # checked just above, in the caller's spelling: skip __post_init__'s second check
+        checked = object.__new__(cls)
+        for name in _FIELDS:
+            object.__setattr__(checked, name, values.get(name))
+        return checked
 
     def place(self, default_queue: str, now_ms: int) -> Placement:
         """Resolve against the clock: the queue, the job id (generated if none), the due time and TTL."""
@@ -183,4 +189,5 @@ class JobOptions:
         return await get_client().enqueue_with(self, task, *args, **kwargs)
 
 
+_FIELDS = tuple(f.name for f in fields(JobOptions))
 DEFAULT = JobOptions()
