@@ -1,9 +1,11 @@
+# pyright: strict
 """What a user's type checker sees of enqueue: checked by mypy and pyright in ``make lint``, never run.
 
 The first half must type-check cleanly. Each line of the second half ends in
 ``# type: ignore[<mypy code>]`` and must be an error under both checkers: an ignore that
 silences nothing is itself an error (mypy's ``warn_unused_ignores`` under strict, pyright's
 ``reportUnnecessaryTypeIgnoreComment``), so a check that stops catching a mistake fails the lint.
+Pyright reads this file in strict mode: nothing the public API returns may be partly unknown.
 """
 
 from __future__ import annotations
@@ -12,7 +14,19 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, assert_type
 
-from scalr_queue import Job, JobOptions, QueueClient, TaskSpec, enqueue, task
+from scalr_queue import (
+    FailedJob,
+    Job,
+    JobInfo,
+    JobOptions,
+    JobStatus,
+    QueueClient,
+    TaskSpec,
+    enqueue,
+    get_client,
+    get_job,
+    task,
+)
 
 
 async def send_invoice_email(ctx: dict[str, Any], invoice_id: int, copy_to: str | None = None) -> None: ...
@@ -88,6 +102,15 @@ async def by_name_stays_as_it_was(client: QueueClient) -> None:
     assert_type(await job.result(), Any)
     assert_type(await enqueue("send_invoice_email", _job_id="invoice-42", _defer_by=60, invoice_id=42), Job[Any])
     assert_type(await client.enqueue("send_invoice_email", 42, _queue_name="billing"), Job[Any])
+
+
+async def handles_and_lookups_are_typed() -> None:
+    job = await enqueue(render_report, day="d")
+    assert_type((job.job_id, job.queue, job.created, job.task), tuple[str, str, bool, str | None])
+    assert_type(await job.status(), JobStatus)
+    assert_type(await job.info(), JobInfo)
+    assert_type(get_job("invoice-42"), Job[Any])
+    assert_type(await get_client().failed.list(), list[FailedJob])
 
 
 # -- must fail ----------------------------------------------------------------------------
