@@ -38,10 +38,12 @@ bootstrap: ## Install redis-server (if missing), the venv and pinned deps; idemp
 test: lint ## Bootstrap, then ruff, ruff format --check, mypy and pytest (what CI runs)
 	$(PY) -m pytest -q
 
-lint: bootstrap ## ruff check, ruff format --check, mypy (scalr_queue, and the template's backend)
+lint: bootstrap ## ruff check, ruff format --check, mypy and pyright (scalr_queue, tests/typing, the template's backend)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check $(FMT_PATHS)
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy tests/typing
+	$(VENV)/bin/pyright --pythonpath $(PY)
 	$(VENV)/bin/mypy template-app/backend/src
 
 fmt: bootstrap ## Format the code and apply ruff's safe fixes

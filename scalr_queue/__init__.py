@@ -4,7 +4,8 @@ Example::
 
     from scalr_queue import enqueue
 
-    job = await enqueue("send_invoice_email", invoice_id=42)
+    job = await enqueue(send_invoice_email, invoice_id=42)  # checked against the task's signature
+    job = await enqueue("send_invoice_email", invoice_id=42)  # by name
 """
 
 from ._arq_compat import WorkerSettings
@@ -26,6 +27,7 @@ from ._errors import (
 )
 from ._failed import FailedJob, FailedJobs, PurgeAllReport, RetryAllReport
 from ._job import Job, JobInfo, JobStatus
+from ._options import JobOptions
 from ._registry import WorkerInfo
 from ._settings import Settings, get_settings
 from ._tasks import TaskSpec, task
@@ -42,6 +44,7 @@ __all__ = [
     "JobFailedError",
     "JobInfo",
     "JobNotFoundError",
+    "JobOptions",
     "JobOptionsError",
     "JobStatus",
     "PayloadError",

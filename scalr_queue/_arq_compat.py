@@ -1,11 +1,11 @@
 """``WorkerSettings``: the platform page's "full WorkerSettings" path with scalr_queue's semantics.
 
 ``python -m arq src.worker.WorkerSettings`` builds arq's own Worker from the class's *own*
-attributes, so this base class copies the defaults onto each subclass as it is defined
-(concurrency, timeouts, tries, the JSON serializer, Redis settings from ``REDIS_URL``,
-a SIGTERM drain) and wraps each function so that any exception or timeout retries with
-backoff and a job that fails for good lands in the failed set. ``python -m
-scalr_queue.worker src.worker:WorkerSettings`` reads the same class and adds the rest:
+attributes, so this base class fills in the defaults there when arq reads them, from the
+settings at that moment (concurrency, timeouts, tries, the JSON serializer, Redis settings
+from ``REDIS_URL``, a SIGTERM drain), and wraps each function so that any exception or
+timeout retries with backoff and a job that fails for good lands in the failed set. ``python
+-m scalr_queue.worker src.worker:WorkerSettings`` reads the same class and adds the rest:
 leases, instant wake-ups, batched claims.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from arq.connections import RedisSettings
@@ -85,8 +86,74 @@ def retrying(spec: TaskSpec, settings: Settings, queue: str, default_timeout: fl
     return Function(spec.name, run, timeout + ARQ_TIMEOUT_MARGIN_S, spec.keep_result_s, None, spec.max_tries)
 
 
-class WorkerSettings:
+def _namespace(cls: type) -> MappingProxyType[str, Any]:
+    """A class's own attributes as Python stores them (``type.__dict__``, not the override below)."""
+    namespace: MappingProxyType[str, Any] = _TYPE_DICT.__get__(cls)
+    return namespace
+
+
+_TYPE_DICT = type.__dict__["__dict__"]
+
+
+def arq_attributes(cls: type, settings: Settings) -> dict[str, Any]:
+    """What arq's Worker is built from: the class's own and inherited attributes over scalr_queue's
+    defaults from ``settings``, and each function wrapped to retry and fail the scalr_queue way."""
+    declared: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        if klass is not object and klass is not WorkerSettings:
+            declared.update(_namespace(klass))
+    queue = declared.get("queue_name") or queue_key(settings.queue_name)
+    if not str(queue).startswith(QUEUE_PREFIX):
+        queue = queue_key(str(queue))
+    defaults: dict[str, Any] = {
+        "queue_name": queue,
+        "max_jobs": settings.concurrency,
+        "job_timeout": settings.job_timeout,
+        "max_tries": settings.max_tries,
+        "keep_result": settings.keep_result,
+        "health_check_interval": settings.health_interval,
+        "job_serializer": dumps,
+        "job_deserializer": loads,
+        "redis_settings": redis_settings(settings),
+        "expires_extra_ms": TEN_YEARS_MS,
+        "job_completion_wait": int(settings.shutdown_grace),
+        "poll_delay": min(settings.poll_interval, 0.5),
+    }
+    merged = {**defaults, **declared}
+    default_timeout = float(merged["job_timeout"])
+    max_tries = int(merged["max_tries"])
+    merged["functions"] = [
+        retrying(as_task_spec(f), settings, str(queue).removeprefix(QUEUE_PREFIX), default_timeout, max_tries)
+        for f in declared.get("functions", [])
+    ]
+    return merged
+
+
+def _arq_namespace(cls: type) -> MappingProxyType[str, Any]:
+    if cls is WorkerSettings:
+        return _namespace(cls)
+    return MappingProxyType(arq_attributes(cls, get_settings()))
+
+
+class _ReadAtStart(type):
+    """Settings are read when arq's runner starts the worker, not when the class is defined.
+
+    ``python -m arq src.worker.WorkerSettings`` builds its Worker from ``cls.__dict__`` (arq's
+    ``get_kwargs``), which would otherwise need every value copied onto the class as it is
+    defined, reading the environment at import. This metaclass answers that one read with
+    :func:`arq_attributes` over :func:`get_settings` at that moment instead. Attribute access
+    (``cls.max_jobs``) is not affected: it shows what the class declares. Type checkers see
+    ``type.__dict__`` as final; overriding it is the point here.
+    """
+
+    __dict__ = property(_arq_namespace)  # type: ignore[misc]
+
+
+class WorkerSettings(metaclass=_ReadAtStart):
     """Subclass instead of writing a bare arq WorkerSettings class.
+
+    Unset attributes take their values from the settings (the environment) when the worker
+    starts, under either runner.
 
     Example::
 
@@ -98,37 +165,3 @@ class WorkerSettings:
     """
 
     functions: ClassVar[list[Any]] = []
-    scalr_tasks: ClassVar[list[TaskSpec]] = []
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        settings = get_settings()
-        own = cls.__dict__
-        queue = own.get("queue_name") or queue_key(settings.queue_name)
-        if not str(queue).startswith(QUEUE_PREFIX):
-            queue = queue_key(str(queue))
-        defaults: dict[str, Any] = {
-            "queue_name": queue,
-            "max_jobs": settings.concurrency,
-            "job_timeout": settings.job_timeout,
-            "max_tries": settings.max_tries,
-            "keep_result": settings.keep_result,
-            "health_check_interval": settings.health_interval,
-            "job_serializer": dumps,
-            "job_deserializer": loads,
-            "redis_settings": redis_settings(settings),
-            "expires_extra_ms": TEN_YEARS_MS,
-            "job_completion_wait": int(settings.shutdown_grace),
-            "poll_delay": min(settings.poll_interval, 0.5),
-        }
-        for key, value in defaults.items():
-            if key not in own:
-                setattr(cls, key, value)
-        # stays readable by scalr_queue's loader, which wants the unwrapped tasks
-        cls.scalr_tasks = [as_task_spec(f) for f in own.get("functions", [])]
-        default_timeout = float(cls.__dict__["job_timeout"])
-        max_tries = int(cls.__dict__["max_tries"])
-        cls.functions = [
-            retrying(spec, settings, str(queue).removeprefix(QUEUE_PREFIX), default_timeout, max_tries)
-            for spec in cls.scalr_tasks
-        ]

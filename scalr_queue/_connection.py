@@ -33,6 +33,8 @@ from ._settings import Settings
 if TYPE_CHECKING:
     from arq.jobs import Job as ArqJob
 
+    from ._protocols import Enqueuer
+
 T = TypeVar("T")
 
 
@@ -58,7 +60,7 @@ class ScalrRedis(ArqRedis):
     arq idiom) therefore get JSON payloads, no silent expiry and instant wake-ups too.
     """
 
-    scalr_client: Any = None
+    scalr_client: Enqueuer | None = None  # set by whoever made this client to enqueue through
 
     async def enqueue_job(
         self,
@@ -77,18 +79,18 @@ class ScalrRedis(ArqRedis):
         from ._constants import QUEUE_PREFIX
 
         client = self.scalr_client
+        if client is None:
+            raise RuntimeError("this Redis client has no scalr_queue client to enqueue through")
         queue = _queue_name.removeprefix(QUEUE_PREFIX) if _queue_name else client.settings.queue_name
-        job = await client.enqueue(
-            function,
-            *args,
-            _job_id=_job_id,
-            _queue_name=queue,
-            _defer_until=_defer_until,
-            _defer_by=_defer_by,
-            _expires=_expires,
-            _job_try=_job_try,
-            **kwargs,
-        )
+        options = {
+            "_job_id": _job_id,
+            "_queue_name": queue,
+            "_defer_until": _defer_until,
+            "_defer_by": _defer_by,
+            "_expires": _expires,
+            "_job_try": _job_try,
+        }
+        job = await client.enqueue_call(function, args, {**kwargs, **options})
         if not job.created:
             return None
         return ArqJob(job.job_id, redis=self, _queue_name=QUEUE_PREFIX + queue, _deserializer=self.job_deserializer)

@@ -20,7 +20,7 @@ from ._errors import JobNotFoundError, ScalrQueueError
 from ._job import Job, ms_to_datetime
 
 if TYPE_CHECKING:
-    from ._client import QueueClient
+    from ._protocols import QueueAccess
 
 
 # why retry_all left a job in the failed set
@@ -123,7 +123,7 @@ def failure_record(
 class FailedJobs:
     """List, inspect, re-drive and purge failed jobs: ``get_client().failed``."""
 
-    def __init__(self, client: QueueClient) -> None:
+    def __init__(self, client: QueueAccess) -> None:
         self._client = client
 
     def _queue(self, queue: str | None) -> str:
@@ -151,7 +151,7 @@ class FailedJobs:
             raise JobNotFoundError(f"job {job_id!r} is not in the failed set of queue {q!r}")
         return FailedJob.from_record(loads(raw))
 
-    async def retry(self, job_id: str, queue: str | None = None) -> Job:
+    async def retry(self, job_id: str, queue: str | None = None) -> Job[Any]:
         """Put the job back on its queue, due now, with a fresh try count."""
         failed = await self.get(job_id, queue)
         q = failed.queue if queue is None else queue

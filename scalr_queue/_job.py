@@ -7,7 +7,7 @@ import enum
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic
 
 from ._codec import BadPayload, loads, parse_job
 from ._constants import (
@@ -20,9 +20,10 @@ from ._constants import (
     queue_key,
 )
 from ._errors import JobFailedError, JobNotFoundError
+from ._tasks import R
 
 if TYPE_CHECKING:
-    from ._client import QueueClient
+    from ._protocols import QueueAccess
 
 
 class JobStatus(enum.StrEnum):
@@ -67,17 +68,23 @@ class JobInfo:
         return out
 
 
-class Job:
+class Job(Generic[R]):
     """A handle on a job by id; cheap to create, reads Redis only when asked.
 
     ``created`` is False when ``enqueue`` found a job with the same ``_job_id`` already queued,
     running or with a kept result, and returned that job instead of enqueueing a second one.
+    ``Job[R]``: enqueueing a task function ``async def t(ctx, ...) -> R`` gives a handle whose
+    ``result()`` is typed ``R``; by name, ``Job[Any]``.
     """
 
     __slots__ = ("_client", "created", "job_id", "queue", "task")
+    job_id: str
+    queue: str
+    created: bool
+    task: str | None
 
     def __init__(
-        self, job_id: str, queue: str, client: QueueClient, *, created: bool = True, task: str | None = None
+        self, job_id: str, queue: str, client: QueueAccess, *, created: bool = True, task: str | None = None
     ) -> None:
         self.job_id = job_id
         self.queue = queue
@@ -165,7 +172,7 @@ class Job:
             error=error,
         )
 
-    async def result(self, timeout: float | None = None, *, poll_interval: float = 0.05) -> Any:  # noqa: ASYNC109
+    async def result(self, timeout: float | None = None, *, poll_interval: float = 0.05) -> R:  # noqa: ASYNC109
         """Wait for the job to finish and return its result.
 
         Raises JobFailedError when it failed for good, JobNotFoundError when Redis has no trace
@@ -180,7 +187,8 @@ class Job:
             if status is JobStatus.COMPLETE:
                 assert result is not None
                 data = loads(result)
-                return self._client.convert_result(data.get("f"), data.get("r"))
+                value: R = self._client.convert_result(data.get("f"), data.get("r"))
+                return value
             if status is JobStatus.FAILED:
                 err = loads(failed).get("error") if failed is not None else loads(result or b"{}").get("r")
                 err = err if isinstance(err, dict) else {"type": "Error", "message": str(err)}

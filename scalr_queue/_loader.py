@@ -87,7 +87,7 @@ def _cron(obj: Any, label: str) -> list[CronJob]:
 
 def config_from_settings_class(cls: Any, label: str) -> WorkerConfig:
     """A WorkerSettings class (arq's attribute names) as a WorkerConfig."""
-    functions = getattr(cls, "scalr_tasks", None) or getattr(cls, "functions", None)
+    functions = getattr(cls, "functions", None)
     cron_jobs = _cron(cls, label)
     if functions is None and not cron_jobs:
         raise WorkerModuleError(f"{label} has no 'functions' list (arq's WorkerSettings attribute)")

@@ -75,7 +75,8 @@ async def live_workers(redis: Redis, queue: str) -> list[WorkerInfo]:
     """Entries that have not outlived their own expiry; stale ones are pruned on the way."""
     raw: dict[bytes, bytes] = await aw(redis.hgetall(workers_key(queue)))
     now_ms = time.time() * 1000
-    out, stale = [], []
+    out: list[WorkerInfo] = []
+    stale: list[Any] = []  # field names as bytes: redis-py annotates hdel's keys as str, but sends either
     for field, value in raw.items():
         try:
             data = loads(value)
@@ -87,5 +88,5 @@ async def live_workers(redis: Redis, queue: str) -> list[WorkerInfo]:
         else:
             out.append(WorkerInfo.from_json(queue, data))
     if stale:
-        await aw(redis.hdel(workers_key(queue), *stale))  # type: ignore[arg-type]
+        await aw(redis.hdel(workers_key(queue), *stale))
     return sorted(out, key=lambda w: w.started_ms)

@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from difflib import get_close_matches
-from typing import Any, overload
+from typing import Any, Concatenate, Generic, cast, overload
 
 from arq.worker import Function
 from pydantic import TypeAdapter, ValidationError
+from typing_extensions import ParamSpec, TypeVar
 
 from ._errors import TaskArgumentsError, UnknownTaskError, WorkerModuleError
 
 TaskFunction = Callable[..., Coroutine[Any, Any, Any]]
+Ctx = dict[str, Any]
+"""What a task's first parameter receives: the worker's context (``redis``, ``job_id``, ``job_try``...)."""
+# A task's arguments after ctx, and its result. The defaults keep a bare ``TaskSpec`` or ``Job``
+# meaning "any task" / "any result", so code that does not care about the types need not spell them.
+P = ParamSpec("P", default=...)
+R = TypeVar("R", default=Any)
+TaskFn = Callable[Concatenate[Ctx, P], Awaitable[R]]
+"""A task function as type checkers see it: ``async def t(ctx, *args: P.args, **kwargs: P.kwargs) -> R``."""
 _MISSING = inspect.Parameter.empty
 
 
@@ -102,10 +111,13 @@ class _Converters:
 
 
 @dataclass
-class TaskSpec(Function):
+class TaskSpec(Function, Generic[P, R]):
     """A task plus its per-task overrides; also a valid arq ``Function``.
 
     ``no_retry`` lists exception types that send the job straight to the failed set.
+    ``TaskSpec[P, R]`` remembers the task's arguments after ctx (``P``) and its result
+    (``R``), so ``enqueue`` checks a call of a ``task(...)``-wrapped function like a call of
+    the function itself.
     """
 
     no_retry: tuple[type[BaseException], ...] = ()
@@ -174,16 +186,27 @@ def _seconds(value: float | timedelta | None) -> float | None:
     return seconds
 
 
+class _TaskDecorator:
+    """What ``task(name=..., timeout=...)`` without a function returns: apply it to one."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+
+    def __call__(self, fn: TaskFn[P, R], /) -> TaskSpec[P, R]:
+        # the spec wraps this very function, so it takes what the function takes and returns what it returns
+        return cast("TaskSpec[P, R]", as_task_spec(fn, **self._options))
+
+
 @overload
 def task(
-    fn: TaskFunction,
+    fn: TaskFn[P, R],
     *,
     name: str | None = ...,
     timeout: float | timedelta | None = ...,
     max_tries: int | None = ...,
     no_retry: Iterable[type[BaseException]] = ...,
     keep_result: float | timedelta | None = ...,
-) -> TaskSpec: ...
+) -> TaskSpec[P, R]: ...
 
 
 @overload
@@ -195,32 +218,32 @@ def task(
     max_tries: int | None = ...,
     no_retry: Iterable[type[BaseException]] = ...,
     keep_result: float | timedelta | None = ...,
-) -> Callable[[TaskFunction], TaskSpec]: ...
+) -> _TaskDecorator: ...
 
 
 def task(
-    fn: TaskFunction | None = None,
+    fn: Callable[..., Awaitable[Any]] | None = None,
     *,
     name: str | None = None,
     timeout: float | timedelta | None = None,
     max_tries: int | None = None,
     no_retry: Iterable[type[BaseException]] = (),
     keep_result: float | timedelta | None = None,
-) -> TaskSpec | Callable[[TaskFunction], TaskSpec]:
+) -> TaskSpec | _TaskDecorator:
     """Wrap a task with per-task overrides; use in ``tasks = [...]`` or as a decorator.
+
+    The result keeps the task's signature for type checkers: ``enqueue(spec, ...)`` is checked
+    like a call of the function.
 
     Example::
 
         tasks = [send_invoice_email, task(rebuild_report, timeout=1800, max_tries=2,
                                           no_retry=(InvoiceMissing,))]
     """
-
-    def build(f: TaskFunction) -> TaskSpec:
-        return as_task_spec(
-            f, name=name, timeout=timeout, max_tries=max_tries, no_retry=no_retry, keep_result=keep_result
-        )
-
-    return build if fn is None else build(fn)
+    decorator = _TaskDecorator(
+        name=name, timeout=timeout, max_tries=max_tries, no_retry=no_retry, keep_result=keep_result
+    )
+    return decorator if fn is None else decorator(fn)
 
 
 def as_task_spec(

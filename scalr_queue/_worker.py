@@ -174,10 +174,10 @@ class ScalrWorker(JobExecution, Worker):
             on_redis_error=self._redis_down,
         )
         self._blocking = create_redis(self.settings, blocking=True)
-        client = QueueClient(self.settings)
-        client._redis, client._loop = self._pool, loop
-        client._strict = dict(self.specs)  # this worker's own tasks and cron jobs: enqueue checks against them
-        self._pool.scalr_client = client
+        # ctx["redis"].enqueue_job(...) from tasks and cron enqueues through this client, on the worker's
+        # own pool; with SCALR_QUEUE_TASKS set, it checks against the tasks loaded here, not a re-import
+        client = QueueClient(self.settings, tasks=self.specs)
+        client.use_redis(self._pool)
         try:
             await self._connect()
             if self._stop.is_set():
