@@ -14,7 +14,9 @@ that encoder was the largest single cost of an enqueue.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import functools
+import inspect
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -22,7 +24,8 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from . import _scripts
 
-Call = tuple[bytes, "asyncio.Future[Any]"]
+Command = tuple[bytes | str | int, ...]  # one command's arguments, packed when sent
+Call = tuple[Command, "asyncio.Future[Any]"]
 MAX_BATCH = 500  # calls per pipeline: bounds one reply's size and the wait of the last caller in it
 
 
@@ -33,6 +36,24 @@ def pack(args: Sequence[bytes | str | int]) -> bytes:
         data = arg if isinstance(arg, bytes) else str(arg).encode()
         parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
     return b"".join(parts)
+
+
+@functools.cache
+def _wants_command_name(get_connection: Callable[..., object]) -> bool:
+    """Whether a pool's ``get_connection`` requires a command name.
+
+    redis-py before 5.3 requires one (and ignores it); 5.3 makes it optional and warns when it is
+    given. Asking the signature, not the version, also covers pool subclasses.
+    """
+    param = inspect.signature(get_connection).parameters.get("command_name")
+    return param is not None and param.default is inspect.Parameter.empty
+
+
+async def checkout(pool: Any) -> Any:
+    """A connection from ``pool``, called the way the installed redis-py expects."""
+    if _wants_command_name(type(pool).get_connection):
+        return await pool.get_connection("EVALSHA")
+    return await pool.get_connection()
 
 
 class ScriptSender:
@@ -46,18 +67,18 @@ class ScriptSender:
         self._waiting: list[Call] = []
         self._tasks: set[asyncio.Task[None]] = set()  # strong references to batches in flight
 
-    def command(self, keys: Sequence[str], args: Sequence[bytes | str | int]) -> bytes:
-        return pack([b"EVALSHA", self.sha, len(keys), *keys, *args])
+    def command(self, keys: Sequence[str], args: Sequence[bytes | str | int]) -> Command:
+        return (b"EVALSHA", self.sha, len(keys), *keys, *args)
 
     async def call(self, keys: Sequence[str], args: Sequence[bytes | str | int]) -> Any:
-        packed = self.command(keys, args)
+        command = self.command(keys, args)
         if self._busy:
             fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            self._waiting.append((packed, fut))
+            self._waiting.append((command, fut))
             return await fut
         self._busy = True
         try:
-            (result,) = await self.send([packed])
+            (result,) = await self.send([command])
         except BaseException as exc:
             self._fail_waiting(exc)
             raise
@@ -86,7 +107,7 @@ class ScriptSender:
     async def _send_batch(self, batch: list[Call]) -> None:
         batch = [call for call in batch if not call[1].done()]  # a caller that gave up is not sent
         try:
-            results = await self.send([packed for packed, _ in batch])
+            results = await self.send([command for command, _ in batch])
         except BaseException as exc:
             self._fail_waiting(exc)
             for _, fut in batch:
@@ -104,7 +125,7 @@ class ScriptSender:
                 fut.set_result(result)
         self._send_waiting()
 
-    async def send(self, commands: list[bytes]) -> list[Any]:
+    async def send(self, commands: list[Command]) -> list[Any]:
         """Pipeline ``commands``; load the script and resend if Redis lost it (restart, flush)."""
         results = await self._pipeline(commands)
         if any(isinstance(r, NoScriptError) for r in results):
@@ -112,13 +133,17 @@ class ScriptSender:
             results = await self._pipeline(commands)
         return results
 
-    async def _pipeline(self, commands: list[bytes]) -> list[Any]:
+    def encode(self, conn: Any, commands: list[Command]) -> list[bytes]:
+        """``commands`` in RESP, ready for ``conn.send_packed_command``."""
+        return [b"".join(pack(command) for command in commands)]
+
+    async def _pipeline(self, commands: list[Command]) -> list[Any]:
         pool = self.redis.connection_pool
         for attempt in (1, 2):
             out: list[Any] = []
-            conn = await pool.get_connection()
+            conn = await checkout(pool)
             try:
-                await conn.send_packed_command(b"".join(commands))
+                await conn.send_packed_command(self.encode(conn, commands))
                 for _ in commands:
                     try:
                         out.append(await conn.read_response())
