@@ -84,3 +84,15 @@ async def test_concurrent_calls_share_a_pipeline_with_either_signature(
     assert results == [str(i).encode() for i in range(50)]
     assert await redis.mget([f"k{i}" for i in range(50)]) == [str(i).encode() for i in range(50)]
     assert len(pool.names) == 2  # the first call alone, the 49 that waited behind it in one batch
+
+
+async def test_every_kind_of_argument_reaches_redis_byte_for_byte(redis: Redis) -> None:
+    sender = ScriptSender(redis, "return ARGV")
+    args: list[bytes | str | int] = [b"", b"\r\n*1\r\n$3\r\n", "clé 日本", 0, -5, 2**53, b"\x00\xff" * 40_000]
+
+    single = await sender.call([], args)
+    batched = await asyncio.gather(*(sender.call([], args) for _ in range(3)))
+
+    expected = [b"", b"\r\n*1\r\n$3\r\n", "clé 日本".encode(), b"0", b"-5", str(2**53).encode(), b"\x00\xff" * 40_000]
+    assert single == expected
+    assert batched == [expected] * 3
