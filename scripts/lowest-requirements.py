@@ -28,11 +28,16 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def checked(requirement: str) -> str:
-    """``requirement`` itself, once it is known to carry one ``>=`` lower bound."""
+def parse(requirement: str) -> re.Match[str]:
     match = REQUIREMENT.match(requirement)
     if not match:
         raise SystemExit(f"lowest-requirements: cannot read requirement {requirement!r} in pyproject.toml")
+    return match
+
+
+def checked(requirement: str) -> str:
+    """``requirement`` itself, once it is known to carry one ``>=`` lower bound."""
+    match = parse(requirement)
     lower = [s.strip()[2:].strip() for s in match["spec"].split(",") if s.strip().startswith(">=")]
     if len(lower) != 1:
         raise SystemExit(
@@ -60,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         group, _, names = pick.partition("=")
         if group not in groups:
             parser.error(f"no optional group {group!r} in {args.pyproject}; it has: {', '.join(groups)}")
-        by_name = {canonical(REQUIREMENT.match(r)["name"]): r for r in groups[group]}  # type: ignore[index]
+        by_name = {canonical(parse(r)["name"]): r for r in groups[group]}
         for name in filter(None, names.split(",")):
             if canonical(name) not in by_name:
                 parser.error(f"{name!r} is not in the {group!r} group of {args.pyproject}")
