@@ -38,6 +38,10 @@ bootstrap: ## Install redis-server (if missing), the venv and pinned deps; idemp
 test: lint ## Bootstrap, then ruff, ruff format --check, mypy and pytest (what CI runs)
 	$(PY) -m pytest -q
 
+.PHONY: test-lowest
+test-lowest: ## The core tests against the oldest versions pyproject.toml allows, in .venv-lowest
+	scripts/test-lowest.sh
+
 lint: bootstrap ## ruff check, ruff format --check, mypy and pyright (scalr_queue, tests/typing, the template's backend)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check $(FMT_PATHS)
@@ -91,6 +95,10 @@ bench: bootstrap ## Run the benchmark (bench/)
 
 bench-quick: bootstrap ## A short benchmark run, for a quick look
 	$(PY) -m bench.run --quick
+
+.PHONY: bench-sender
+bench-sender: bootstrap ## The enqueue sender with redis-py's encoder against a hand-written RESP packer
+	$(PY) -m bench.sender
 
 reliability: bootstrap ## The long reliability suite (tests/reliability --full)
 	$(PY) -m pytest tests/reliability --full -q
