@@ -104,7 +104,9 @@ def rendered_files(root: Path) -> dict[Path, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scalr_queue._settings_doc", description=(__doc__ or "").split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m scalr_queue._settings_doc", description=(__doc__ or "").split("\n")[0]
+    )
     parser.add_argument("--check", action="store_true", help="only report files that differ (exit 1)")
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="repository root (default: current directory)")
     args = parser.parse_args(argv)
