@@ -238,6 +238,25 @@ async def test_finish_retry_after_the_marker_expired_still_requeues(redis: Redis
     assert await redis.zcard(LEASES) == 0
 
 
+async def test_a_late_retry_never_revives_a_job_another_worker_took_over_and_finished(redis: Redis) -> None:
+    """This worker's lease ran out (paused, cut off, Redis down longer than the lease); another
+    worker claimed the job and finished it, deleting marker and payload. The late retry must not
+    put the id back: it would reach the failed set as 'payload missing' for a job that succeeded."""
+    await redis.set(RESULT_PREFIX + "done", b"by the other worker")
+    await finish(redis, ("R", "done", "", "", NOW), ("Q", "done", "", "", NOW))
+    assert await redis.keys("*") == [(RESULT_PREFIX + "done").encode()]
+    assert await redis.llen(WAKE) == 0
+
+
+async def test_a_late_retry_leaves_a_job_another_worker_took_over_and_requeued(redis: Redis) -> None:
+    await redis.set(JOB_PREFIX + "again", b"{}")
+    await redis.zadd(QUEUE, {"again": NOW + 900})  # the other worker's retry, with its backoff
+    await redis.set(RETRY_PREFIX + "again", 2)
+    await finish(redis, ("R", "again", "", "", NOW), ("Q", "again", "", "", NOW))
+    assert await redis.zrange(QUEUE, 0, -1, withscores=True) == [(b"again", NOW + 900)]
+    assert await redis.get(RETRY_PREFIX + "again") == b"2"
+
+
 async def test_finish_requeue_gives_back_the_try_it_took(redis: Redis) -> None:
     await leased(redis, "first", ME, NOW + LEASE)
     await redis.set(RETRY_PREFIX + "first", 1)
