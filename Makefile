@@ -35,8 +35,8 @@ help: ## List the targets
 bootstrap: ## Install redis-server (if missing), the venv and pinned deps; idempotent and fast on reruns
 	@scripts/bootstrap.sh
 
-test: lint ## Bootstrap, then ruff, ruff format --check, mypy and pytest (what CI runs)
-	$(PY) -m pytest -q
+test: lint ## Bootstrap, then ruff, ruff format --check, mypy and pytest under the branch-coverage gate (what CI runs)
+	$(PY) -m pytest -q --cov --cov-report=term-missing
 
 .PHONY: test-lowest
 test-lowest: ## The core tests against the oldest versions pyproject.toml allows, in .venv-lowest

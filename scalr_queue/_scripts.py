@@ -126,7 +126,9 @@ return {claimed, payloads, tries, nxt, more}
 #   R (retry)   num = new score; counts as a try
 #   Q (requeue) num = new score; does not count as a try (shutdown, unknown task on this worker)
 #   F (failed)  data1 = failure record, data2 = result ('' = none), num = result px
-# R and Q only act while this worker still holds the lease. Returns failed-set entries dropped.
+# R and Q only act while this worker still holds the lease, or while its expired lease is still in
+# the leases set (nobody took the job over): after a takeover the job, even finished and gone,
+# belongs to the other worker. Returns failed-set entries dropped.
 FINISH = _lua(
     """
 local now = tonumber(ARGV[1])
@@ -152,7 +154,7 @@ for i = 4, #ARGV, 5 do
     dels[#dels + 1] = '@RETRY@' .. id
   else
     local owner = redis.call('GET', ip)
-    if owner == ARGV[3] or owner == false then
+    if owner == ARGV[3] or (owner == false and redis.call('ZSCORE', KEYS[5], id)) then
       redis.call('ZADD', KEYS[1], ARGV[i + 4], id)
       unleased[#unleased + 1] = id
       dels[#dels + 1] = ip

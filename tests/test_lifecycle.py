@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
+import logging
 import signal
 import time
 from collections.abc import Callable
@@ -34,8 +34,8 @@ tasks = [slow]
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of every thread of ``pid``, in nanosecond resolution (``/proc/<pid>/stat`` counts 10 ms ticks)."""
+    return sum(int((t / "schedstat").read_text().split()[0]) for t in Path(f"/proc/{pid}/task").iterdir()) / 1e9
 
 
 async def started(redis: Redis, n: int = 1) -> bool:
@@ -150,17 +150,27 @@ async def new_task(ctx: dict[str, Any]) -> None:
 
 
 async def test_unknown_task_is_put_back_for_a_newer_worker_not_failed(
-    redis: Redis, set_env: Callable[..., None]
+    redis: Redis, set_env: Callable[..., None], caplog: pytest.LogCaptureFixture
 ) -> None:
     set_env(SCALR_QUEUE_UNKNOWN_TASK_DELAY="200ms")
     SEEN.clear()
-    async with running_worker([old_task]):
-        job = await scalr_queue.enqueue("new_task")
-        await wait_until(lambda: redis.exists(f"arq:job:{job.job_id}"), what="queued")
-        await asyncio.sleep(0.5)  # the old worker sees it and puts it back (at least twice)
-        assert await job.status() in (JobStatus.DEFERRED, JobStatus.QUEUED)
-        async with running_worker([old_task, new_task]):
-            await job.result(timeout=5)
+
+    def put_backs() -> int:
+        return sum("this worker has no task 'new_task'" in r.getMessage() for r in caplog.records)
+
+    with caplog.at_level(logging.WARNING, logger="scalr_queue.worker"):
+        async with running_worker([old_task]):
+            job = await scalr_queue.enqueue("new_task")
+            await wait_until(lambda: put_backs() >= 2, timeout=5, what="the old worker to put the job back twice")
+    # the old worker has stopped: the job waits on the queue, its tries given back each time
+    enqueued_at = orjson.loads(await redis.get(f"arq:job:{job.job_id}"))["et"]
+    score = await redis.zscore("arq:queue:default", job.job_id)
+    assert score is not None and score >= enqueued_at + 2 * 200, "each put-back deferred it by 200 ms"
+    assert not await redis.exists(f"arq:retry:{job.job_id}", f"arq:in-progress:{job.job_id}")
+    assert await redis.zcard("scalr:leases:default") == 0
+    assert SEEN == []
+    async with running_worker([old_task, new_task]):
+        await job.result(timeout=5)
     assert SEEN == [("new_task", 1)], "put-backs are not counted as tries"
     assert await scalr_queue.get_client().failed.count() == 0
 
@@ -206,17 +216,21 @@ async def test_an_idle_worker_starts_new_work_within_milliseconds_not_a_poll(
 async def test_an_idle_worker_uses_under_one_percent_of_a_core(
     redis: Redis, worker_module: Callable[..., Path]
 ) -> None:
+    """Idle: blocked in BRPOP, a heartbeat every second (the tests' health interval), nothing else.
+
+    Measured at 0.12-0.18 % of a core, 0.23-0.27 % with coverage measuring the worker.
+    """
     proc = spawn_worker("jobs_mod", worker_module(SLOW_MODULE))
     try:
         await wait_until(lambda: redis.exists("scalr:workers:default"), what="worker start")
         await asyncio.sleep(0.5)
-        before = cpu_seconds(proc.pid)
+        before, started_at = cpu_seconds(proc.pid), time.monotonic()
         await asyncio.sleep(3)
-        used = cpu_seconds(proc.pid) - before
+        used, window = cpu_seconds(proc.pid) - before, time.monotonic() - started_at
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
-    assert used < 0.03 * 3 + 0.03, f"idle worker used {used:.3f}s CPU in 3s"
+    assert used / window < 0.01, f"idle worker used {used * 1000:.1f} ms of CPU in {window:.2f} s"
 
 
 async def test_a_backlog_older_than_a_day_still_runs(redis: Redis) -> None:

@@ -38,6 +38,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("fsync", ["always", "everysec"] if metafunc.config.getoption("--full") else ["always"])
 
 
+async def serving(redis: Redis, queue: str, n: int) -> bool:
+    """``n`` workers have connected and registered on ``queue`` (their first heartbeat)."""
+    return int(await redis.hlen(f"scalr:workers:{queue}")) >= n
+
+
 @dataclass
 class Produced:
     accepted: dict[str, float] = field(default_factory=dict)  # job id -> wall time acknowledged
@@ -68,9 +73,13 @@ async def test_redis_sigkill_and_restart_loses_no_accepted_job(
     (tmp_path / "data").mkdir()
     server = RedisServer(appendonly=True, data_dir=tmp_path / "data", extra_args=("--appendfsync", fsync)).start()
     set_env(REDIS_URL=server.url)
-    stack = Stack(redis=server, log_dir=tmp_path, env=base_env(server.url, SCALR_QUEUE_HEALTH_INTERVAL="1s"))
+    # A claim whose reply is lost at the kill comes back after one lease: short (not the default
+    # 30 s), yet longer than an outage, so a job in flight at the kill does not run twice merely
+    # because its lease ran out while Redis was down.
+    knobs = {"SCALR_QUEUE_HEALTH_INTERVAL": "1s", "SCALR_QUEUE_LEASE": f"{2 * phase:g}s"}
+    stack = Stack(redis=server, log_dir=tmp_path, env=base_env(server.url, **knobs))
     cwd = write_module(tmp_path / "mod", COUNTING_MODULE)
-    env = worker_env(server.url, SCALR_QUEUE_CONCURRENCY="10", SCALR_QUEUE_HEALTH_INTERVAL="1s")
+    env = worker_env(server.url, SCALR_QUEUE_CONCURRENCY="10", **knobs)
     client = scalr_queue.QueueClient()
     redis = Redis.from_url(server.url)
     out, stop = Produced(), asyncio.Event()
@@ -84,6 +93,10 @@ async def test_redis_sigkill_and_restart_loses_no_accepted_job(
         stack.start_backend()
         stack.start_worker()
         workers += [start_worker(n, cwd, env, tmp_path, "--queue", QUEUE) for n in ("worker-a", "worker-b")]
+        # a worker still starting when Redis dies only logs start-up retries, never 'Redis is back':
+        # the kill must find every worker connected (under CPU load start-up can outlast a phase)
+        await wait_until(lambda: serving(redis, QUEUE, 2), timeout=60, what="both workers to serve the queue")
+        await wait_until(lambda: serving(redis, "default", 1), timeout=60, what="the template's worker to serve")
         http = stack.client()
         producer = asyncio.create_task(produce(client, stop, out, time.monotonic() + 60 + 4 * phase * kills))
         for _ in range(kills):
