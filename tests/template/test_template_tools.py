@@ -152,7 +152,16 @@ def test_make_queue_depth_prints_ready_scheduled_in_progress_failed() -> None:
         assert enqueue.returncode == 0, enqueue.stderr
         env.pop("REDIS_URL")
         out = run(
-            ["make", "--no-print-directory", "queue-depth", f"REDIS_PORT={server.port}", f"VENV={VENV}"],
+            # an APP whose <app>-backend container cannot exist, so a template-app stack running on
+            # this machine (make up) is not asked instead of this test's Redis
+            [
+                "make",
+                "--no-print-directory",
+                "queue-depth",
+                "APP=no-such-app-queue-depth-test",
+                f"REDIS_PORT={server.port}",
+                f"VENV={VENV}",
+            ],
             cwd=REPO,
             env=env,
         )
