@@ -25,6 +25,7 @@ from docker_support import (
     copy_repo,
     docker,
     exists,
+    image_ids,
 )
 
 from scalr_queue.testing import free_port
@@ -63,7 +64,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     worker_py.write_text(worker_py.read_text() + PAUSE_TASK)
     stack = Stack(repo=repo, port=free_port())
     try:
+        before = image_ids()
         stack.make("up")
+        stack.images_from_first_up = image_ids() - before
         yield stack
     finally:
         teardown(stack, images_before)
@@ -74,7 +77,7 @@ def teardown(stack: Stack, images_before: set[str]) -> None:
     errors: list[str] = []
     for app in [*(a for a in stack.ports if a != "template-app"), "template-app"]:
         try:
-            stack.make("down", app=app, timeout=120)
+            stack.make("down", app=app, timeout=400)
         except AssertionError as exc:
             errors.append(str(exc))
     for name in CONTAINERS:  # left over only if a `make down` failed

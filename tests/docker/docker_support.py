@@ -123,6 +123,7 @@ class Stack:
     repo: Path
     port: int
     ports: dict[str, int] = field(default_factory=dict)
+    images_from_first_up: set[str] = field(default_factory=set)
 
     def make(self, *args: str, app: str = "template-app", timeout: float = 600) -> str:
         port = self.ports.get(app, self.port)
@@ -159,6 +160,14 @@ class Stack:
         assert out.splitlines()[-1] == job_id, out
         return job_id
 
+    def wait_backend(self, app: str = "template-app", timeout: float = 60) -> None:
+        """Until the backend answers /healthz with 200 (after a start or a re-create)."""
+
+        def ok() -> bool:
+            return httpx.get(self.url("/healthz", app), timeout=10).status_code == 200
+
+        wait_until(ok, timeout, f"{app}'s backend to answer /healthz with 200")
+
     def workers_seen(self, app: str = "template-app") -> int:
         """Live workers on the default queue, as the backend's /healthz reports them."""
         response = httpx.get(self.url("/healthz", app), timeout=10)
@@ -173,6 +182,10 @@ def write_override(path: Path, services: dict[str, dict[str, Any]]) -> str:
 
 def size_mb(image: str) -> float:
     return int(docker("image", "inspect", "-f", "{{.Size}}", image)) / 1e6
+
+
+def image_ids() -> set[str]:
+    return set(docker("images", "-q", "--no-trunc").split())
 
 
 def running_names() -> set[str]:

@@ -4,7 +4,7 @@
 -> both containers healthy -> `curl -X POST .../invoices/42/send` -> the job completes in the
 worker container -> `make worker-logs` shows the start-up banner -> `make queue-depth` asks
 inside the backend container -> `make ps` lists the three containers. `make down` is proven in
-test_docker_compose_promises (jobs survive it) and by the session's teardown.
+test_docker_promises (jobs survive it) and by the session's teardown.
 """
 
 from __future__ import annotations
