@@ -29,7 +29,9 @@ TEST_ENV = {
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--full", action="store_true", help="run the long reliability versions")
-    parser.addoption("--docker", action="store_true", help="run tests/docker against a Docker engine (make test-docker)")
+    parser.addoption(
+        "--docker", action="store_true", help="run tests/docker against a Docker engine (make test-docker)"
+    )
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:

@@ -111,9 +111,16 @@ def copy_repo(dest: Path) -> Path:
 
 
 def activate_worker(app_dir: Path) -> None:
-    """What the README tells a user: uncomment the worker block of the app's compose file."""
+    """What the README tells a user: uncomment the worker block of the app's compose file.
+
+    A no-op when it is active already (an app made with `make new-app` from the copy's
+    template-app, whose block the session uncommented, starts with it active).
+    """
     compose = app_dir / "docker-compose.yml"
-    compose.write_text(uncomment_worker_block(compose.read_text()))
+    text = compose.read_text()
+    if "\n  worker:\n" not in text:
+        compose.write_text(uncomment_worker_block(text))
+    assert "\n  worker:\n" in compose.read_text()
 
 
 @dataclass
