@@ -67,6 +67,8 @@ apt_opts=(
 )
 apt-get "${apt_opts[@]}" update -qq
 rm -f "$apt_dir/download"/*.deb
+# apt downloads as its unprivileged _apt user when it can write there.
+chown _apt "$apt_dir/download" 2>/dev/null || true
 (cd "$apt_dir/download" && apt-get "${apt_opts[@]}" download docker-compose >/dev/null)
 deb="$(ls "$apt_dir/download"/docker-compose_*.deb)"
 unpacked="$(mktemp -d)"

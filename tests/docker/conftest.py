@@ -56,7 +56,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "run `make down` (and `docker volume rm scalr-redis-data` if its data may go) first",
             pytrace=False,
         )
+    # An app image already here (a developer's own `make up`) is set aside under another tag
+    # and put back at the end: the run builds its own under the same name.
     images_before = {image for image in APP_IMAGES if exists("image", image)}
+    for image in images_before:
+        docker("tag", image, set_aside(image))
 
     repo = copy_repo(tmp_path_factory.mktemp("docker") / "repo")
     activate_worker(repo / "template-app")
@@ -85,12 +89,19 @@ def teardown(stack: Stack, images_before: set[str]) -> None:
             docker("rm", "-f", name, check=False)
     docker("network", "rm", NETWORK, check=False)
     docker("volume", "rm", VOLUME, check=False)
-    for image in set(APP_IMAGES) - images_before:
+    for image in APP_IMAGES:
         docker("image", "rm", image, check=False)
+    for image in images_before:
+        docker("tag", set_aside(image), image, check=False)
+        docker("image", "rm", set_aside(image), check=False)
     left = [n for n in CONTAINERS if exists("container", n)]
     left += [NETWORK] if exists("network", NETWORK) else []
     left += [VOLUME] if exists("volume", VOLUME) else []
     assert not left and not errors, f"teardown left {left}; errors: {errors}"
+
+
+def set_aside(image: str) -> str:
+    return image.rsplit(":", 1)[0] + ":set-aside-by-test-docker"
 
 
 @pytest.fixture

@@ -100,7 +100,11 @@ def health(container: str) -> str:
 
 def wait_health(containers: tuple[str, ...], status: str, timeout: float) -> None:
     for name in containers:
-        wait_until(lambda name=name: health(name) == status, timeout, f"{name} to be {status}")  # type: ignore[misc]
+
+        def reached(name: str = name) -> bool:
+            return health(name) == status
+
+        wait_until(reached, timeout, f"{name} to be {status}")
 
 
 def copy_repo(dest: Path) -> Path:

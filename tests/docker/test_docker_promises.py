@@ -175,8 +175,10 @@ def test_healthchecks_turn_unhealthy_when_redis_stops_and_recover(stack: Stack, 
         override_dir / "fast-health.yml",
         {"backend": {"healthcheck": fast_check}, "worker": {"healthcheck": fast_check}},
     )
+    shipped = {c: inspect(c, "{{json .Config.Healthcheck.Test}}") for c in APP}
     stack.compose("up", "-d", files=(fast,))
     try:
+        assert {c: inspect(c, "{{json .Config.Healthcheck.Test}}") for c in APP} == shipped
         wait_health(APP, "healthy", timeout=60)
         run(["docker", "compose", "-f", REDIS_COMPOSE, "stop"], stack.repo)
         wait_health(APP, "unhealthy", timeout=60)
