@@ -91,7 +91,6 @@ make_rootfs() {
 
 command -v docker >/dev/null 2>&1 || die "no docker client: run scripts/docker-tools.sh"
 docker info >/dev/null 2>&1 || die "no Docker engine answers: start dockerd (make test-docker does it)"
-mkdir -p "$CACHE_DIR"
 
 # 1. Which images need building, and which rootfs tarballs are missing (built in parallel).
 todo=()
@@ -112,6 +111,8 @@ for spec in "${IMAGES[@]}"; do
     tarball="$(rootfs_tarball "$kind" "$packages")"
     if ! docker image inspect "scalr-stand-in/bookworm-$kind:rootfs" >/dev/null 2>&1 && [[ ! -s "$tarball" ]]; then
         command -v debootstrap >/dev/null 2>&1 || die "debootstrap is missing: run scripts/docker-tools.sh"
+        [[ "$(id -u)" -eq 0 ]] || die "$kind: debootstrap needs root: run it with sudo"
+        mkdir -p "$CACHE_DIR"
         make_rootfs "$kind" "$packages" "$tarball" &
         pids+=($!)
     fi

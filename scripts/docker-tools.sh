@@ -18,8 +18,10 @@ die() {
     exit 1
 }
 
-[[ "$(id -u)" -eq 0 ]] || die "needs root (it installs packages and runs dockerd): run it with sudo"
-command -v apt-get >/dev/null 2>&1 || die "needs a Debian/Ubuntu machine with apt-get"
+need_root() {
+    [[ "$(id -u)" -eq 0 ]] || die "needs root to $1: run it with sudo"
+    command -v apt-get >/dev/null 2>&1 || die "needs a Debian/Ubuntu machine with apt-get to $1"
+}
 
 # The Debian mirror this machine already uses (never a host spelled out here); DEBIAN_MIRROR overrides.
 debian_mirror() {
@@ -41,6 +43,7 @@ missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 if ((${#missing[@]})); then
+    need_root "install ${missing[*]}"
     say "installing ${missing[*]} with apt-get"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
@@ -52,6 +55,7 @@ if docker compose version >/dev/null 2>&1; then
     exit 0
 fi
 
+need_root "fetch the compose v2 plugin"
 say "fetching the compose v2 plugin from Debian trixie's docker-compose package (private apt state)"
 apt_dir="$CACHE_DIR/apt-trixie"
 mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/sources.list.d" "$apt_dir/download"

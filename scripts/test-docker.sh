@@ -4,7 +4,8 @@
 #   2. dockerd, started here only if no engine answers, and then stopped here at the end;
 #   3. scripts/docker-stand-ins.sh: python:3.11-slim and redis:7 stand-ins (cached);
 #   4. pytest tests/docker --docker: `make up` ... `make down` and the compose files' promises.
-# Needs root (packages, dockerd). Idempotent; a rerun on the same machine reuses every cache.
+# Needs root only to install packages, start dockerd or run debootstrap. Idempotent; a rerun on
+# the same machine reuses every cache.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +32,10 @@ stop_dockerd() {
 trap stop_dockerd EXIT
 
 if ! docker info >/dev/null 2>&1; then
+    if [[ "$(id -u)" -ne 0 ]]; then
+        say "no Docker engine answers, and starting dockerd needs root: run it with sudo" >&2
+        exit 1
+    fi
     mkdir -p "$CACHE_DIR"
     say "no Docker engine answers: starting dockerd (log: $CACHE_DIR/dockerd.log)"
     dockerd >"$CACHE_DIR/dockerd.log" 2>&1 &

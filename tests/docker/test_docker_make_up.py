@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from docker_support import Stack, inspect, strip_ansi, wait_health
+from docker_support import Stack, docker, inspect, strip_ansi, wait_health
 
 
 def test_make_up_brings_backend_and_worker_to_healthy(stack: Stack) -> None:
@@ -53,3 +53,6 @@ def test_make_ps_lists_redis_backend_and_worker(stack: Stack) -> None:
     for name in ("scalr-redis", "template-app-backend", "template-app-worker"):
         assert f"\n{name} " in out, out
     assert f"127.0.0.1:{stack.port}->8000/tcp" in out
+    # Only the backend is published, on loopback; Redis and the worker are reached over scalr-net.
+    assert docker("port", "template-app-backend") == f"8000/tcp -> 127.0.0.1:{stack.port}"
+    assert docker("port", "scalr-redis") == docker("port", "template-app-worker") == ""
