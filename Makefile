@@ -100,7 +100,7 @@ bench-quick: bootstrap ## A short benchmark run, for a quick look
 reliability: bootstrap ## The long reliability suite (tests/reliability --full)
 	$(PY) -m pytest tests/reliability --full -q
 
-test-docker: bootstrap ## Docker engine tests: make up/down and the compose promises on real containers (root)
+test-docker: bootstrap ## Docker: make up/down and the compose promises on a real engine (as root the first time)
 	@scripts/test-docker.sh
 
 requirements: ## Re-pin requirements.txt and requirements-dev.txt from pyproject.toml
