@@ -15,6 +15,7 @@ DEST_DIR    ?= .
 QUEUE       ?= default
 REDIS_PORT  ?= 6379
 BACKEND_PORT ?= 8000
+FOLLOW      ?= 1
 REDIS_URL_LOCAL := redis://127.0.0.1:$(REDIS_PORT)/0
 NETWORK     := scalr-net
 REDIS_COMPOSE := services/redis/docker-compose.yml
@@ -25,12 +26,12 @@ FMT_PATHS   := $(wildcard scalr_queue tests template-app bench)
 export VENV PYTHON
 
 .PHONY: help bootstrap test lint fmt typecheck pytest dev up down logs ps worker-logs queue-depth \
-        new-app bench bench-quick reliability requirements clean docs settings-docs
+        new-app bench bench-quick reliability requirements clean docs settings-docs test-docker
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo
-	@echo "  Variables: APP=$(APP) NAME= QUEUE=$(QUEUE) REDIS_PORT=$(REDIS_PORT) BACKEND_PORT=$(BACKEND_PORT) VENV=$(VENV)"
+	@echo "  Variables: APP=$(APP) NAME= QUEUE=$(QUEUE) REDIS_PORT=$(REDIS_PORT) BACKEND_PORT=$(BACKEND_PORT) FOLLOW=$(FOLLOW) VENV=$(VENV)"
 
 bootstrap: ## Install redis-server (if missing), the venv and pinned deps; idempotent and fast on reruns
 	@scripts/bootstrap.sh
@@ -62,9 +63,15 @@ up: ## Docker: create the scalr-net network, start services/redis, then build an
 	docker compose -f $(REDIS_COMPOSE) up -d
 	docker compose -f $(APP_COMPOSE) up -d --build
 
-down: ## Docker: stop APP, then the shared Redis (its data volume is kept)
+down: ## Docker: stop APP, then the shared Redis unless another app still uses it (its data volume is kept)
 	docker compose -f $(APP_COMPOSE) down
-	docker compose -f $(REDIS_COMPOSE) down
+	@others="$$(docker ps --filter network=$(NETWORK) --format '{{.Names}}' | grep -vx scalr-redis || true)"; \
+	if [ -n "$$others" ]; then \
+		echo "down: keeping the shared Redis (scalr-redis): still used by" $$others; \
+	else \
+		echo "docker compose -f $(REDIS_COMPOSE) down"; \
+		docker compose -f $(REDIS_COMPOSE) down; \
+	fi
 
 logs: ## Docker: follow APP's logs (backend and worker)
 	docker compose -f $(APP_COMPOSE) logs -f --tail=100
@@ -73,8 +80,8 @@ ps: ## Docker: show the shared Redis and APP's containers
 	docker compose -f $(REDIS_COMPOSE) ps
 	docker compose -f $(APP_COMPOSE) ps
 
-worker-logs: ## Docker: follow the <app>-worker container's logs
-	docker logs -f --tail=100 $(APP_NAME)-worker
+worker-logs: ## Docker: follow the <app>-worker container's logs (FOLLOW=0: print them and return)
+	docker logs $(if $(filter 1,$(FOLLOW)),-f )--tail=100 $(APP_NAME)-worker
 
 queue-depth: ## Ready, scheduled, in-progress and failed counts of QUEUE (in <app>-backend if it runs, else local Redis)
 	@if docker inspect -f '{{.State.Running}}' $(APP_NAME)-backend 2>/dev/null | grep -qx true; then \
@@ -109,6 +116,9 @@ docs: bootstrap ## Build the documentation site from docs/ into site/ (mkdocs-ma
 
 settings-docs: bootstrap ## Regenerate the README's settings table and .env.shared from scalr_queue/_settings.py
 	$(PY) -m scalr_queue._settings_doc
+
+test-docker: bootstrap ## Docker: make up/down and the compose promises on a real engine (as root the first time)
+	@scripts/test-docker.sh
 
 requirements: ## Re-pin requirements.txt and requirements-dev.txt from pyproject.toml
 	scripts/compile-requirements.sh

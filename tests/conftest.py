@@ -29,6 +29,16 @@ TEST_ENV = {
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--full", action="store_true", help="run the long reliability versions")
+    parser.addoption(
+        "--docker", action="store_true", help="run tests/docker against a Docker engine (make test-docker)"
+    )
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """tests/docker needs a Docker engine and root: only `make test-docker` (--docker) collects it."""
+    if collection_path == Path(__file__).parent / "docker" and not config.getoption("--docker"):
+        return True
+    return None
 
 
 @pytest.fixture(scope="session")

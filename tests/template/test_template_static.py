@@ -1,10 +1,11 @@
 """Static checks of the Docker files, compose files and .env.shared.
 
-There is no Docker engine on our machines or in CI, so nothing here builds an image or starts a
-container. Instead: the compose files are validated against the compose-spec JSON schema and
-parsed with PyYAML (also as they are once the worker block is uncommented), the Dockerfile is
-read by BuildKit's own parser, and their promises are checked. The redis.conf is loaded by a
-real redis-server. The e2e tests then run the image's CMD and the worker's command for real.
+Fast and engine-free, so they run in every `make test`: the compose files are validated against
+the compose-spec JSON schema and parsed with PyYAML (also as they are once the worker block is
+uncommented), the Dockerfile is read by BuildKit's own parser, and their promises are checked.
+The redis.conf is loaded by a real redis-server. The e2e tests run the image's CMD and the
+worker's command as local processes; `make test-docker` (tests/docker) proves the same files on
+a real Docker engine.
 """
 
 from __future__ import annotations
@@ -56,9 +57,11 @@ def test_uncommenting_the_worker_block_gives_valid_compose(app: dict) -> None:
     assert yaml.safe_load(uncomment_worker_block(text))["networks"] == yaml.safe_load(text)["networks"]
 
 
-def test_backend_and_worker_share_one_build_and_image(app: dict) -> None:
+def test_backend_builds_the_one_image_the_worker_runs(app: dict) -> None:
     backend, worker = app["services"]["backend"], app["services"]["worker"]
-    assert backend["build"] == worker["build"] == {"context": "..", "dockerfile": "template-app/Dockerfile"}
+    assert backend["build"] == {"context": "..", "dockerfile": "template-app/Dockerfile"}
+    # A `build:` in both would make compose build the image twice per `make up`.
+    assert "build" not in worker
     assert backend["image"] == worker["image"]
     assert (APP_COMPOSE.parent / backend["build"]["context"]).resolve() == REPO
     assert (REPO / backend["build"]["dockerfile"]).is_file()
@@ -68,6 +71,12 @@ def test_container_names_follow_the_app_name(app: dict) -> None:
     assert app["name"] == "template-app"
     assert app["services"]["backend"]["container_name"] == "template-app-backend"
     assert app["services"]["worker"]["container_name"] == "template-app-worker"
+
+
+def test_both_services_run_under_an_init_that_passes_signals_on(app: dict) -> None:
+    # Python as PID 1 ignores a SIGTERM that comes before it sets a handler.
+    assert app["services"]["backend"]["init"] is True
+    assert app["services"]["worker"]["init"] is True
 
 
 def test_worker_command_is_exactly_the_pages(app: dict) -> None:
@@ -139,6 +148,13 @@ def compose_schema_check(path: Path) -> subprocess.CompletedProcess[str]:
 
 
 # --- Dockerfile -----------------------------------------------------------------------------
+
+
+def test_dockerfile_builds_without_pulling_a_frontend_image() -> None:
+    # A `# syntax=` line makes BuildKit pull a frontend image first: no build where nothing
+    # can be pulled. The built-in frontend reads this file as it is.
+    first = (TEMPLATE / "Dockerfile").read_text().splitlines()[0]
+    assert not first.replace(" ", "").lower().startswith("#syntax=")
 
 
 def test_dockerfile_uses_a_slim_python_base_and_a_non_root_user() -> None:
@@ -269,19 +285,35 @@ def test_env_shared_sets_redis_url_and_documents_every_setting_with_its_default(
 
 
 def test_makefile_up_creates_the_network_then_redis_then_the_app() -> None:
-    dry = subprocess.run(
-        ["make", "--no-print-directory", "-n", "up", "APP=template-app"],
+    assert make_dry_run("up", "APP=template-app") == [
+        "docker network inspect scalr-net >/dev/null 2>&1 || docker network create scalr-net",
+        "docker compose -f services/redis/docker-compose.yml up -d",
+        "docker compose -f template-app/docker-compose.yml up -d --build",
+    ]
+
+
+def test_makefile_down_keeps_a_redis_another_app_still_uses() -> None:
+    dry = make_dry_run("down", "APP=billing")
+    assert dry[0] == "docker compose -f billing/docker-compose.yml down"
+    rest = "\n".join(dry[1:])
+    assert "docker ps --filter network=scalr-net" in rest and "keeping the shared Redis" in rest
+    assert "docker compose -f services/redis/docker-compose.yml down" in rest
+
+
+def test_makefile_worker_logs_follows_unless_follow_is_0() -> None:
+    assert make_dry_run("worker-logs") == ["docker logs -f --tail=100 template-app-worker"]
+    assert make_dry_run("worker-logs", "FOLLOW=0", "APP=billing") == ["docker logs --tail=100 billing-worker"]
+
+
+def make_dry_run(*args: str) -> list[str]:
+    return subprocess.run(
+        ["make", "--no-print-directory", "-n", *args],
         cwd=REPO,
         env=clean_env(),
         capture_output=True,
         text=True,
         check=True,
     ).stdout.splitlines()
-    assert dry == [
-        "docker network inspect scalr-net >/dev/null 2>&1 || docker network create scalr-net",
-        "docker compose -f services/redis/docker-compose.yml up -d",
-        "docker compose -f template-app/docker-compose.yml up -d --build",
-    ]
 
 
 def test_makefile_has_every_developer_target() -> None:
@@ -304,5 +336,6 @@ def test_makefile_has_every_developer_target() -> None:
         "bench",
         "bench-quick",
         "reliability",
+        "test-docker",
         "help",
     } <= targets
