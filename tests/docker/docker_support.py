@@ -14,8 +14,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,7 +23,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "template"))
 # One definition of "uncomment the worker block", shared with the static checks.
-from template_support import clean_env, uncomment_worker_block  # noqa: E402
+from template_support import clean_env, uncomment_worker_block, wait_until  # noqa: E402
 
 CONTAINERS = ("scalr-redis", "template-app-backend", "template-app-worker", "billing-backend", "billing-worker")
 NETWORK = "scalr-net"
@@ -50,23 +48,6 @@ async def pause(ctx: dict[str, Any], seconds: float) -> float:
 
 tasks = [*tasks, pause]
 """
-
-
-def wait_until(check: Callable[[], T], timeout: float, what: str, interval: float = 0.25) -> T:
-    """Call ``check`` until it returns something truthy; fail with ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = check()
-        except Exception as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-        time.sleep(interval)
 
 
 def run(argv: list[str], cwd: Path = REPO, timeout: float = 300, check: bool = True, **env: str) -> str:
@@ -104,7 +85,7 @@ def wait_health(containers: tuple[str, ...], status: str, timeout: float) -> Non
         def reached(name: str = name) -> bool:
             return health(name) == status
 
-        wait_until(reached, timeout, f"{name} to be {status}")
+        wait_until(reached, timeout, f"{name} to be {status}", interval=0.25)
 
 
 def copy_repo(dest: Path) -> Path:
@@ -162,7 +143,7 @@ class Stack:
             assert info["status"] not in ("failed", "not_found"), info
             return info if info["status"] == status else None
 
-        return wait_until(reached, timeout, f"job {job_id} to be {status}")
+        return wait_until(reached, timeout, f"job {job_id} to be {status}", interval=0.25)
 
     def enqueue_in_backend(self, task: str, job_id: str, **kwargs: object) -> str:
         """`scalr-queue enqueue` inside the backend container (Redis is not published to the host)."""
@@ -177,7 +158,7 @@ class Stack:
         def ok() -> bool:
             return httpx.get(self.url("/healthz", app), timeout=10).status_code == 200
 
-        wait_until(ok, timeout, f"{app}'s backend to answer /healthz with 200")
+        wait_until(ok, timeout, f"{app}'s backend to answer /healthz with 200", interval=0.25)
 
     def workers_seen(self, app: str = "template-app") -> int:
         """Live workers on the default queue, as the backend's /healthz reports them."""

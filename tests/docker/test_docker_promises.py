@@ -64,7 +64,7 @@ def wait_worker_serving(since: float, timeout: float = 60) -> str:
         logs = docker("logs", "--since", f"{since:.3f}", "template-app-worker")
         return logs if "serving queue" in logs else None
 
-    return wait_until(banner, timeout, "the worker to log that it serves its queue")
+    return wait_until(banner, timeout, "the worker to log that it serves its queue", interval=0.25)
 
 
 # --- the image ------------------------------------------------------------------------------
@@ -223,7 +223,9 @@ def test_a_second_app_shares_the_one_redis(stack: Stack) -> None:
     stack.ports["billing"] = port = free_port()
     stack.make("up", app="billing")
 
-    wait_until(lambda: stack.workers_seen("billing") == 2, 90, "billing's backend to see both apps' workers")
+    wait_until(
+        lambda: stack.workers_seen("billing") == 2, 90, "billing's backend to see both apps' workers", interval=0.25
+    )
     members = json.loads(docker("network", "inspect", "-f", "{{json .Containers}}", "scalr-net"))
     names = {c["Name"] for c in members.values()}
     assert names == {"scalr-redis", *APP, "billing-backend", "billing-worker"}
