@@ -207,7 +207,10 @@ async def test_replace_of_a_running_job_runs_after_it_never_beside_it(
         third = await scalr_queue.enqueue("record", n=3, _job_id="K", _replace=True)
         assert not second.created and not third.created
         assert await redis.exists(NEXT_PREFIX + "K"), "the replacement waits for the running job"
-        assert await third.status() is JobStatus.IN_PROGRESS
+        info = await third.info()
+        assert info.status is JobStatus.IN_PROGRESS and info.kwargs == {"n": 1, "secs": 1.5}
+        assert info.replacement is not None and info.replacement["kwargs"] == {"n": 3}
+        assert info.to_json()["replacement"]["scheduled_at"] is not None
         await wait_until(lambda: started(redis, 2), timeout=15, what="the replacement")
         await asyncio.sleep(0.5)
     finally:
@@ -269,6 +272,7 @@ async def test_enqueue_many_takes_replacements_beside_plain_jobs(redis: Redis) -
     assert [j.created for j in jobs] == [True, True, False]
     info = await scalr_queue.get_job("K").info()
     assert info.kwargs == {"n": 3} and info.status is JobStatus.QUEUED
+    assert info.replacement is None and info.to_json()["replacement"] is None
 
 
 @pytest.mark.parametrize(
