@@ -102,11 +102,13 @@ async def test_a_pause_holds_for_a_worker_started_later_and_never_expires(
         await asyncio.sleep(1.5)
         assert await count(redis, "starts") == 0
         assert (await scalr_queue.queue_stats()).paused
+        assert await scalr_queue.get_client().is_paused()
         assert await scalr_queue.resume()
         await wait_until(lambda: _counted(redis, "ends", 1), timeout=5, what="the job after resume")
     finally:
         stop(proc)
     assert not await scalr_queue.resume(), "not paused any more"
+    assert not await scalr_queue.get_client().is_paused()
 
 
 async def test_pausing_one_queue_leaves_the_others_running(redis: Redis, worker_module: Callable[..., Path]) -> None:
