@@ -23,6 +23,7 @@ from ._constants import (
     NEXT_PREFIX,
     RESULT_PREFIX,
     RETRY_PREFIX,
+    failed_jobs_key,
     failed_key,
     leases_key,
     paused_key,
@@ -166,6 +167,8 @@ class QueueClient:
                 NEXT_PREFIX + job_id,
                 RETRY_PREFIX + job_id,
                 leases_key(pl.queue),
+                failed_key(pl.queue),
+                failed_jobs_key(pl.queue),
             ]
             return keys, [job_id, pl.score, p.payload, pl.px]
         keys = [JOB_PREFIX + pl.job_id, queue_key(pl.queue), wake_key(pl.queue), RESULT_PREFIX + pl.job_id]

@@ -122,7 +122,7 @@ if #claimed > 0 then
     zargs[#zargs + 1] = id
     jkeys[i] = '@JOB@' .. id
   end
-  redis.call('ZADD', KEYS[3], unpack(zargs))
+  local added = redis.call('ZADD', KEYS[3], unpack(zargs))
   payloads = redis.call('MGET', unpack(jkeys))
   for i, id in ipairs(claimed) do
     if not payloads[i] then
@@ -132,10 +132,20 @@ if #claimed > 0 then
         local ttl = redis.call('PTTL', '@NEXT@' .. id)
         if ttl > 0 then redis.call('SET', jkeys[i], waiting, 'PX', ttl) else redis.call('SET', jkeys[i], waiting) end
         redis.call('DEL', '@NEXT@' .. id, '@RESULT@' .. id)
+        redis.call('ZREM', KEYS[1], id)
         payloads[i] = waiting
       end
     end
     tries[i] = redis.call('INCR', '@RETRY@' .. id)
+  end
+  if added < #claimed then
+    -- some had a lease entry already (a dead worker's run, taken over): a replacement waiting for
+    -- that run stays queued behind this one, even when its queue entry was just taken with it
+    for _, id in ipairs(claimed) do
+      if redis.call('EXISTS', '@NEXT@' .. id) == 1 then
+        redis.call('ZADD', KEYS[1], 'NX', now + tonumber(ARGV[5]), id)
+      end
+    end
   end
 end
 if more == 1 and redis.call('LLEN', KEYS[2]) == 0 then redis.call('LPUSH', KEYS[2], '1') end
@@ -157,7 +167,7 @@ return {claimed, payloads, tries, nxt, more}
 #   R (retry)   num = new score; counts as a try
 #   Q (requeue) num = new score; does not count as a try (shutdown, unknown task on this worker)
 #   F (failed)  data1 = failure record, data2 = result ('' = none), num = result px
-# R and Q hand the job's place to a waiting replacement (NEXT), if there is one.
+# R, Q and F hand the job's place to a waiting replacement (NEXT), if there is one; D leaves it to CLAIM.
 # R and Q only act while this worker still holds the lease, or while its expired lease is still in
 # the leases set (nobody took the job over): after a takeover the job, even finished and gone,
 # belongs to the other worker. Returns failed-set entries dropped.
@@ -168,10 +178,28 @@ local failed_max = tonumber(ARGV[2])
 local unleased, dels = {}, {}
 local requeued = 0
 local failed = 0
+-- a replacement waiting for this run takes the job's place (its own time, fresh tries): its due score, or false
+local function take_over(id)
+  local nk = '@NEXT@' .. id
+  local waiting = redis.call('GET', nk)
+  if not waiting then return false end
+  local ttl = redis.call('PTTL', nk)
+  local jk = '@JOB@' .. id
+  if ttl > 0 then redis.call('SET', jk, waiting, 'PX', ttl) else redis.call('SET', jk, waiting) end
+  redis.call('DEL', nk, '@RETRY@' .. id)
+  return math.max(tonumber(redis.call('ZSCORE', KEYS[1], id) or now), now)
+end
 for i = 4, #ARGV, 5 do
   local action, id = ARGV[i], ARGV[i + 1]
   local ip = '@IP@' .. id
-  if action == 'D' or action == 'F' then
+  local superseded = action == 'F' and take_over(id)
+  if superseded then
+    -- failed for good, but a replacement was waiting: it runs instead; the failure is not recorded
+    redis.call('ZADD', KEYS[1], superseded, id)
+    unleased[#unleased + 1] = id
+    dels[#dels + 1] = ip
+    requeued = requeued + 1
+  elseif action == 'D' or action == 'F' then
     if action == 'F' then
       redis.call('ZADD', KEYS[2], now, id)
       redis.call('HSET', KEYS[3], id, ARGV[i + 2])
@@ -187,17 +215,8 @@ for i = 4, #ARGV, 5 do
   else
     local owner = redis.call('GET', ip)
     if owner == ARGV[3] or (owner == false and redis.call('ZSCORE', KEYS[5], id)) then
-      local score = ARGV[i + 4]
-      local waiting = redis.call('GET', '@NEXT@' .. id)
-      if waiting then
-        -- a replacement was waiting for this run: it goes instead, at its own time, with fresh tries
-        local ttl = redis.call('PTTL', '@NEXT@' .. id)
-        local jk = '@JOB@' .. id
-        if ttl > 0 then redis.call('SET', jk, waiting, 'PX', ttl) else redis.call('SET', jk, waiting) end
-        score = math.max(tonumber(redis.call('ZSCORE', KEYS[1], id) or now), now)
-        redis.call('DEL', '@NEXT@' .. id, '@RETRY@' .. id)
-      end
-      redis.call('ZADD', KEYS[1], score, id)
+      local waiting = take_over(id)
+      redis.call('ZADD', KEYS[1], waiting or ARGV[i + 4], id)
       unleased[#unleased + 1] = id
       dels[#dels + 1] = ip
       if action == 'Q' and not waiting and redis.call('DECR', '@RETRY@' .. id) <= 0 then
@@ -226,12 +245,13 @@ return dropped
     allow_oom=True,
 )
 
-# KEYS: job, queue, wake, result, in_progress, next, retry, leases. ARGV: job_id, score, payload, px
+# KEYS: job, queue, wake, result, in_progress, next, retry, leases, failed, failed-jobs.
+# ARGV: job_id, score, payload, px
 # The enqueue of _replace and _debounce. While the job runs, the payload waits in NEXT and the id is
 # queued at the new time; CLAIM holds it back until the running one ends. Otherwise the payload and
-# due time replace the job's, and a kept result, a try count or a dead worker's lease of an earlier
-# run is dropped: this is a new run. Returns 1 (new job), 2 (replaced a waiting one), 3 (queued
-# to run after the running one).
+# due time replace the job's, and a kept result, a try count, a dead worker's lease or a failed-set
+# entry of an earlier run is dropped: this is a new run (as ``failed retry`` would make it).
+# Returns 1 (new job), 2 (replaced a waiting one), 3 (queued to run after the running one).
 REPLACE = _lua("""
 local function put(key)
   if ARGV[4] ~= '0' then redis.call('SET', key, ARGV[3], 'PX', ARGV[4]) else redis.call('SET', key, ARGV[3]) end
@@ -245,6 +265,8 @@ local existed = redis.call('EXISTS', KEYS[1], KEYS[6])
 put(KEYS[1])
 redis.call('DEL', KEYS[4], KEYS[6], KEYS[7])
 redis.call('ZREM', KEYS[8], ARGV[1])
+redis.call('ZREM', KEYS[9], ARGV[1])
+redis.call('HDEL', KEYS[10], ARGV[1])
 if redis.call('LLEN', KEYS[3]) == 0 then redis.call('LPUSH', KEYS[3], '1') end
 if existed > 0 then return 2 end
 return 1

@@ -311,3 +311,37 @@ async def test_cli_enqueue_debounces_by_job_id(redis: Redis, redis_url: str) -> 
     info = await scalr_queue.get_job("K").info()
     assert info.kwargs == {"n": 2} and info.status is JobStatus.DEFERRED
     assert info.scheduled_at is not None and info.scheduled_at.timestamp() > time.time() + 25
+
+
+async def test_a_replacement_waiting_on_a_run_that_fails_for_good_runs_instead_of_a_failure_record(
+    redis: Redis, worker_module: Callable[..., Path], set_env: Callable[..., None]
+) -> None:
+    set_env(SCALR_QUEUE_MAX_TRIES="1")
+    proc = spawn_worker("jobs_mod", worker_module(RECORD_MODULE))
+    try:
+        await scalr_queue.enqueue("record", n=1, secs=1.0, fail=True, _job_id="K")
+        await wait_until(lambda: started(redis, 1), timeout=15, what="the first run")
+        job = await scalr_queue.enqueue("record", n=2, _job_id="K", _replace=True)
+        assert await job.result(timeout=15) == 2, "the replacement's outcome, not the superseded failure"
+    finally:
+        stop(proc)
+    assert await scalr_queue.get_client().failed.count() == 0
+
+
+async def test_replace_of_a_failed_job_runs_it_again_and_takes_it_out_of_the_failed_set(
+    redis: Redis, worker_module: Callable[..., Path], set_env: Callable[..., None]
+) -> None:
+    set_env(SCALR_QUEUE_MAX_TRIES="1")
+    proc = spawn_worker("jobs_mod", worker_module(RECORD_MODULE))
+    try:
+        await scalr_queue.enqueue("record", n=1, fail=True, _job_id="K")
+        await wait_until(lambda: _failed_count(1), timeout=15, what="the failed set")
+        job = await scalr_queue.enqueue("record", n=2, _job_id="K", _replace=True)
+        assert await job.result(timeout=15) == 2
+    finally:
+        stop(proc)
+    assert await scalr_queue.get_client().failed.count() == 0
+
+
+async def _failed_count(n: int) -> bool:
+    return await scalr_queue.get_client().failed.count() == n

@@ -14,7 +14,22 @@ from scalr_queue._constants import (
     RETRY_PREFIX,
     paused_key,
 )
-from tests.test_scripts import LEASES, ME, NOW, OTHER, QUEUE, WAKE, Q, claim, finish, ip, leased, queued
+from tests.test_scripts import (
+    FAILED,
+    FAILED_JOBS,
+    LEASES,
+    ME,
+    NOW,
+    OTHER,
+    QUEUE,
+    WAKE,
+    Q,
+    claim,
+    finish,
+    ip,
+    leased,
+    queued,
+)
 
 PAUSED = paused_key(Q)
 
@@ -29,6 +44,8 @@ async def replace(redis: Redis, job_id: str, payload: bytes, score: int = NOW - 
         NEXT_PREFIX + job_id,
         RETRY_PREFIX + job_id,
         LEASES,
+        FAILED,
+        FAILED_JOBS,
     ]
     return int(await eval_script(redis, _scripts.REPLACE, keys, [job_id, score, payload, px]))
 
@@ -140,3 +157,41 @@ async def test_a_paused_queue_hands_out_nothing_until_resumed_and_resume_wakes_a
     assert await eval_script(redis, _scripts.RESUME, [PAUSED, WAKE], []) == 0
     ids, *_ = await claim(redis)
     assert ids == ["a"]
+
+
+async def test_claim_of_a_dead_workers_run_keeps_its_waiting_replacement_queued_behind_it(redis: Redis) -> None:
+    # the marker ran out a moment before the lease entry: the queue's entry (the replacement's) is due
+    await leased(redis, "k", None, NOW + 50)
+    await redis.set(NEXT_PREFIX + "k", b"next")
+    await redis.zadd(QUEUE, {"k": NOW - 1})
+    ids, payloads, *_ = await claim(redis)
+    assert (ids, payloads) == (["k"], [b"{}"]), "the old run is taken over first"
+    assert await redis.zscore(QUEUE, "k") == NOW + 200, "its replacement is still queued, behind it"
+    assert await redis.get(NEXT_PREFIX + "k") == b"next"
+
+
+async def test_claim_of_an_overdue_lease_leaves_the_replacements_own_time_alone(redis: Redis) -> None:
+    await leased(redis, "k", None, NOW - 5)
+    await redis.set(NEXT_PREFIX + "k", b"next")
+    await redis.zadd(QUEUE, {"k": NOW + 9_000})
+    ids, *_ = await claim(redis)
+    assert ids == ["k"]
+    assert await redis.zscore(QUEUE, "k") == NOW + 9_000
+
+
+async def test_replace_of_a_job_in_the_failed_set_takes_it_out_like_a_retry(redis: Redis) -> None:
+    await redis.zadd(FAILED, {"k": NOW})
+    await redis.hset(FAILED_JOBS, "k", b"{}")
+    assert await replace(redis, "k", b"new") == 1
+    assert not await redis.exists(FAILED, FAILED_JOBS)
+
+
+async def test_finish_of_a_failed_run_with_a_replacement_waiting_runs_the_replacement_instead(redis: Redis) -> None:
+    await leased(redis, "k", ME, NOW + 5_000)
+    await redis.set(NEXT_PREFIX + "k", b"next")
+    await redis.zadd(QUEUE, {"k": NOW + 300})
+    await finish(redis, ("F", "k", b'{"error": 1}', b"", 0))
+    assert not await redis.exists(FAILED, FAILED_JOBS), "superseded, not recorded"
+    assert await redis.get(JOB_PREFIX + "k") == b"next"
+    assert await redis.zscore(QUEUE, "k") == NOW + 300
+    assert await redis.lrange(WAKE, 0, -1) == [b"1"]
