@@ -273,6 +273,9 @@ async def test_enqueue_many_takes_replacements_beside_plain_jobs(redis: Redis) -
     info = await scalr_queue.get_job("K").info()
     assert info.kwargs == {"n": 3} and info.status is JobStatus.QUEUED
     assert info.replacement is None and info.to_json()["replacement"] is None
+    typed = await JobOptions(job_id="K", debounce=30).enqueue("record", n=4)
+    info = await typed.info()
+    assert info.kwargs == {"n": 4} and info.status is JobStatus.DEFERRED, "the typed spelling debounces too"
 
 
 @pytest.mark.parametrize(
@@ -345,3 +348,23 @@ async def test_replace_of_a_failed_job_runs_it_again_and_takes_it_out_of_the_fai
 
 async def _failed_count(n: int) -> bool:
     return await scalr_queue.get_client().failed.count() == n
+
+
+async def test_debounced_enqueues_during_a_run_give_one_more_run_after_it_and_after_the_window(
+    redis: Redis, worker_module: Callable[..., Path]
+) -> None:
+    proc = spawn_worker("jobs_mod", worker_module(RECORD_MODULE))
+    try:
+        await scalr_queue.enqueue("record", n=1, secs=1.0, _job_id="K", _debounce=0.3)
+        await wait_until(lambda: started(redis, 1), timeout=15, what="the first run")
+        for n in (2, 3):
+            sent = time.time()
+            await scalr_queue.enqueue("record", n=n, _job_id="K", _debounce=0.3)
+        await wait_until(lambda: started(redis, 2), timeout=15, what="the second run")
+        await asyncio.sleep(1.0)
+    finally:
+        stop(proc)
+    first, second = await runs(redis)
+    first_end = (await runs(redis, "ends"))[0]
+    assert (first["n"], second["n"]) == (1, 3)
+    assert second["t"] >= max(first_end["t"], sent + 0.3 - 0.01)
