@@ -201,8 +201,9 @@ async def test_replace_of_a_running_job_runs_after_it_never_beside_it(
     cwd = worker_module(RECORD_MODULE)
     workers = [spawn_worker("jobs_mod", cwd), spawn_worker("jobs_mod", cwd)]  # one is always free to run it beside
     try:
-        await scalr_queue.enqueue("record", n=1, secs=1.5, _job_id="K")
+        running = await scalr_queue.enqueue("record", n=1, secs=1.5, _job_id="K")
         await wait_until(lambda: started(redis, 1), timeout=15, what="the first run")
+        assert (await running.info()).replacement is None
         second = await scalr_queue.enqueue("record", n=2, _job_id="K", _replace=True)
         third = await scalr_queue.enqueue("record", n=3, _job_id="K", _replace=True)
         assert not second.created and not third.created
@@ -314,6 +315,10 @@ async def test_cli_enqueue_debounces_by_job_id(redis: Redis, redis_url: str) -> 
     info = await scalr_queue.get_job("K").info()
     assert info.kwargs == {"n": 2} and info.status is JobStatus.DEFERRED
     assert info.scheduled_at is not None and info.scheduled_at.timestamp() > time.time() + 25
+    out = run_cli("enqueue", "record", "n=3", "--job-id", "K", "--replace")
+    assert out.returncode == 0, out.stderr
+    info = await scalr_queue.get_job("K").info()
+    assert info.kwargs == {"n": 3} and info.status is JobStatus.QUEUED, "replaced, due now"
 
 
 async def test_a_replacement_waiting_on_a_run_that_fails_for_good_runs_instead_of_a_failure_record(
