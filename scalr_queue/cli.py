@@ -110,7 +110,12 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         if args.replace:
             options["_replace"] = True
         job = await client.enqueue(args.task, **kwargs, **options)
-        print(job.job_id if job.created else f"{job.job_id} (already exists; not enqueued twice)")
+        if job.created:
+            print(job.job_id)
+        elif args.replace or args.debounce:
+            print(f"{job.job_id} (replaced the waiting job, or queued to run after the running one)")
+        else:
+            print(f"{job.job_id} (already exists; not enqueued twice)")
         return 0
 
     return asyncio.run(_with_client(go))
