@@ -10,7 +10,18 @@ Example::
 
 from ._arq_compat import WorkerSettings
 from ._arq_read import arq_deserializer
-from ._client import QueueClient, QueueStats, close, enqueue, enqueue_many, get_client, get_job, queue_stats
+from ._client import (
+    QueueClient,
+    QueueStats,
+    close,
+    enqueue,
+    enqueue_many,
+    get_client,
+    get_job,
+    pause,
+    queue_stats,
+    resume,
+)
 from ._errors import (
     ConfigurationError,
     EnqueueError,
@@ -68,6 +79,8 @@ __all__ = [
     "get_client",
     "get_job",
     "get_settings",
+    "pause",
     "queue_stats",
+    "resume",
     "task",
 ]

@@ -15,23 +15,28 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import _scripts
 from ._catalog import TaskCatalog
-from ._codec import encode_kwargs, job_payload
-from ._connection import ScalrRedis, unavailable
+from ._codec import dumps, encode_kwargs, job_payload
+from ._connection import ScalrRedis, eval_script, unavailable
 from ._constants import (
+    IN_PROGRESS_PREFIX,
     JOB_PREFIX,
+    NEXT_PREFIX,
     RESULT_PREFIX,
+    RETRY_PREFIX,
+    failed_jobs_key,
     failed_key,
     leases_key,
+    paused_key,
     queue_key,
     wake_key,
 )
-from ._errors import JobOptionsError, PayloadError
+from ._errors import ConfigurationError, JobOptionsError, PayloadError
 from ._job import Job
 from ._options import DEFAULT, JobOptions, Placement
 from ._pool import LoopPool
 from ._registry import WorkerInfo, live_workers
 from ._sender import ScriptSender
-from ._settings import Settings, get_settings
+from ._settings import QUEUE_NAME_HELP, QUEUE_NAME_RE, Settings, get_settings
 from ._tasks import P, R, TaskFn, TaskSpec
 
 if TYPE_CHECKING:
@@ -50,6 +55,7 @@ class QueueStats:
     in_progress: int  # leased by a running worker
     failed: int  # in the failed set
     workers: int  # live workers serving this queue
+    paused: bool = False  # workers claim nothing from it until ``resume``
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -73,6 +79,7 @@ class QueueClient:
         self._pool = LoopPool(settings, owner=self)
         self._catalog = TaskCatalog(self._pool, tasks)
         self._sender: ScriptSender | None = None
+        self._replace_sender: ScriptSender | None = None
 
     @property
     def settings(self) -> Settings:
@@ -91,6 +98,12 @@ class QueueClient:
         if self._sender is None or self._sender.redis is not redis:
             self._sender = ScriptSender(redis, _scripts.ENQUEUE)
         return self._sender
+
+    async def _replacing_sender(self) -> ScriptSender:
+        redis = await self._pool.redis()
+        if self._replace_sender is None or self._replace_sender.redis is not redis:
+            self._replace_sender = ScriptSender(redis, _scripts.REPLACE)
+        return self._replace_sender
 
     async def run(self, awaitable: Awaitable[T], doing: str) -> T:
         """Await a Redis call, turning connection-level failures into QueueUnavailableError."""
@@ -143,6 +156,21 @@ class QueueClient:
     @staticmethod
     def _script_args(p: _Prepared) -> tuple[list[str], list[bytes | str | int]]:
         pl = p.placement
+        if pl.replace:
+            job_id = pl.job_id
+            keys = [
+                JOB_PREFIX + job_id,
+                queue_key(pl.queue),
+                wake_key(pl.queue),
+                RESULT_PREFIX + job_id,
+                IN_PROGRESS_PREFIX + job_id,
+                NEXT_PREFIX + job_id,
+                RETRY_PREFIX + job_id,
+                leases_key(pl.queue),
+                failed_key(pl.queue),
+                failed_jobs_key(pl.queue),
+            ]
+            return keys, [job_id, pl.score, p.payload, pl.px]
         keys = [JOB_PREFIX + pl.job_id, queue_key(pl.queue), wake_key(pl.queue), RESULT_PREFIX + pl.job_id]
         return keys, [pl.job_id, pl.score, p.payload, "1" if pl.given_id else "0", pl.px]
 
@@ -151,11 +179,11 @@ class QueueClient:
     ) -> Job[Any]:
         """The untyped core of every enqueue: ``_``-prefixed ``kwargs`` are options, the rest the task's."""
         prepared = await self._prepare(task, args, kwargs, options)
-        sender = await self._enqueue_sender()
+        pl = prepared.placement
+        sender = await (self._replacing_sender() if pl.replace else self._enqueue_sender())
         keys, argv = self._script_args(prepared)
         written = await self._pool.run(sender.call(keys, argv), f"enqueue {prepared.name!r}")
-        pl = prepared.placement
-        return Job(pl.job_id, pl.queue, self, created=bool(written), task=prepared.name)
+        return Job(pl.job_id, pl.queue, self, created=written == 1, task=prepared.name)
 
     @overload
     async def enqueue(self, task: TaskSpec[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Job[R]: ...
@@ -210,14 +238,22 @@ class QueueClient:
         prepared = [await self._prepare(task, (), dict(kwargs)) for task, kwargs in calls]
         if not prepared:
             return []
-        sender = await self._enqueue_sender()
-        commands = [sender.command(*self._script_args(p)) for p in prepared]
-        results = await self._pool.run(sender.send(commands), f"enqueue_many of {len(prepared)} jobs")
-        for r in results:
-            if isinstance(r, Exception):
-                raise unavailable(r, self.settings, f"enqueue_many of {len(prepared)} jobs")
+        results: list[Any] = [None] * len(prepared)
+        doing = f"enqueue_many of {len(prepared)} jobs"
+        # replacements go in a pipeline of their own, after the plain ones (one more round trip if mixed)
+        for sender, picked in (
+            (await self._enqueue_sender(), [i for i, p in enumerate(prepared) if not p.placement.replace]),
+            (await self._replacing_sender(), [i for i, p in enumerate(prepared) if p.placement.replace]),
+        ):
+            if not picked:
+                continue
+            commands = [sender.command(*self._script_args(prepared[i])) for i in picked]
+            for i, r in zip(picked, await self._pool.run(sender.send(commands), doing), strict=True):
+                if isinstance(r, Exception):
+                    raise unavailable(r, self.settings, doing)
+                results[i] = r
         return [
-            Job(p.placement.job_id, p.placement.queue, self, created=bool(r), task=p.name)
+            Job(p.placement.job_id, p.placement.queue, self, created=r == 1, task=p.name)
             for p, r in zip(prepared, results, strict=True)
         ]
 
@@ -254,7 +290,8 @@ class QueueClient:
             pipe.zcard(leases)
             pipe.zcount(leases, "-inf", now_ms)  # a dead worker's jobs, due to run again
             pipe.zcard(failed_key(queue))
-            total, due, leased, orphaned, failed = await self.run(pipe.execute(), "queue stats")
+            pipe.exists(paused_key(queue))
+            total, due, leased, orphaned, failed, paused = await self.run(pipe.execute(), "queue stats")
         workers = await self.workers(queue)
         return QueueStats(
             queue,
@@ -263,7 +300,38 @@ class QueueClient:
             int(leased) - int(orphaned),
             int(failed),
             len(workers),
+            bool(paused),
         )
+
+    # -- pause ----------------------------------------------------------------------------
+
+    async def pause(self, queue: str | None = None) -> bool:
+        """Stop every worker of ``queue`` from claiming; running jobs finish, enqueues still land.
+
+        The pause is a key in Redis with no expiry: it holds across worker and Redis restarts
+        (with persistence) until :meth:`resume`. Returns False if the queue was paused already.
+        """
+        return await self._pause_script(_scripts.PAUSE, queue, "pause")
+
+    async def resume(self, queue: str | None = None) -> bool:
+        """Let workers claim from ``queue`` again, waking an idle one at once. False if it was not paused."""
+        return await self._pause_script(_scripts.RESUME, queue, "resume")
+
+    async def is_paused(self, queue: str | None = None) -> bool:
+        redis = await self.redis()
+        return bool(await self.run(redis.exists(paused_key(queue or self.settings.queue_name)), "read the pause"))
+
+    async def _pause_script(self, script: str, queue: str | None, doing: str) -> bool:
+        queue = queue or self.settings.queue_name
+        if not QUEUE_NAME_RE.match(queue):
+            raise ConfigurationError(f"queue name {queue!r} is not valid: expected {QUEUE_NAME_HELP}")
+        redis = await self.redis()
+        if script is _scripts.PAUSE:
+            keys: list[str] = [paused_key(queue)]
+            args: list[str | int] = [dumps({"paused_ms": int(time.time() * 1000)}).decode()]
+        else:
+            keys, args = [paused_key(queue), wake_key(queue)], []
+        return bool(await self.run(eval_script(redis, script, keys, args), f"{doing} queue {queue!r}"))
 
 
 _default: QueueClient | None = None
@@ -311,6 +379,16 @@ async def enqueue(task: Any, /, *args: Any, **kwargs: Any) -> Job[Any]:
 async def enqueue_many(calls: Iterable[tuple[Any, Mapping[str, Any]]]) -> list[Job[Any]]:
     """Enqueue ``(task, kwargs)`` pairs in one round trip; see :meth:`QueueClient.enqueue_many`."""
     return await get_client().enqueue_many(calls)
+
+
+async def pause(queue: str | None = None) -> bool:
+    """Pause a queue on the process's client; see :meth:`QueueClient.pause`."""
+    return await get_client().pause(queue)
+
+
+async def resume(queue: str | None = None) -> bool:
+    """Resume a paused queue on the process's client; see :meth:`QueueClient.resume`."""
+    return await get_client().resume(queue)
 
 
 def get_job(job_id: str, queue: str | None = None) -> Job[Any]:

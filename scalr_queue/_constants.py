@@ -31,6 +31,10 @@ WORKERS_PREFIX = "scalr:workers:"
 FAILED_PREFIX = "scalr:failed:"
 # hash job-id -> JSON failure record, paired with the sorted set above
 FAILED_JOBS_PREFIX = "scalr:failed-jobs:"
+# payload of a replacement waiting for the running job with the same id to end; TTL as the job key's
+NEXT_PREFIX = "scalr:next:"
+# present while a queue is paused (value: JSON with the pause time); never expires, so a pause outlives restarts
+PAUSED_PREFIX = "scalr:paused:"
 
 DEFAULT_QUEUE = "default"
 
@@ -57,6 +61,10 @@ def failed_key(queue: str) -> str:
 
 def failed_jobs_key(queue: str) -> str:
     return FAILED_JOBS_PREFIX + queue
+
+
+def paused_key(queue: str) -> str:
+    return PAUSED_PREFIX + queue
 
 
 def health_check_key(queue: str) -> str:

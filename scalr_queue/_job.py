@@ -13,6 +13,7 @@ from ._codec import BadPayload, loads, parse_job
 from ._constants import (
     IN_PROGRESS_PREFIX,
     JOB_PREFIX,
+    NEXT_PREFIX,
     RESULT_PREFIX,
     RETRY_PREFIX,
     failed_jobs_key,
@@ -58,6 +59,8 @@ class JobInfo:
     finish_time: datetime | None
     result: Any
     error: dict[str, str] | None
+    # a ``_replace``/``_debounce`` enqueue waiting for this run to end: its kwargs, args and due time
+    replacement: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -65,6 +68,9 @@ class JobInfo:
         for key in ("enqueue_time", "scheduled_at", "start_time", "finish_time"):
             value = out[key]
             out[key] = value.isoformat() if value else None
+        if self.replacement is not None:
+            due = self.replacement["scheduled_at"]
+            out["replacement"] = {**self.replacement, "scheduled_at": due.isoformat() if due else None}
         return out
 
 
@@ -156,6 +162,7 @@ class Job(Generic[R]):
             except BadPayload as exc:
                 error = {"type": "BadPayload", "message": str(exc), "traceback": ""}
         try_count = int(tries) if tries else int(record.get("t") or 0)
+        replacement = await self._replacement(score) if status is JobStatus.IN_PROGRESS else None
         return JobInfo(
             job_id=self.job_id,
             queue=self.queue,
@@ -170,7 +177,17 @@ class Job(Generic[R]):
             finish_time=ms_to_datetime(finish or record.get("failed_ms")),
             result=res,
             error=error,
+            replacement=replacement,
         )
+
+    async def _replacement(self, score: float | None) -> dict[str, Any] | None:
+        """The replacement waiting for this running job, if any (one more read, for running jobs only)."""
+        redis = await self._client.redis()
+        raw = await self._client.run(redis.get(NEXT_PREFIX + self.job_id), "job lookup")
+        if raw is None:
+            return None
+        waiting = loads(raw)  # written by the REPLACE script from an enqueue's checked payload
+        return {"kwargs": waiting.get("k") or {}, "args": waiting.get("a") or [], "scheduled_at": ms_to_datetime(score)}
 
     async def result(self, timeout: float | None = None, *, poll_interval: float = 0.05) -> R:  # noqa: ASYNC109
         """Wait for the job to finish and return its result.

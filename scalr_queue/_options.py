@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 MAX_JOB_ID = 256
 # the keyword spelling: arq's names, which can never clash with a task argument (those cannot start with '_')
-OPTION_NAMES = ("_job_id", "_queue_name", "_defer_by", "_defer_until", "_expires", "_job_try")
+OPTION_NAMES = ("_job_id", "_queue_name", "_defer_by", "_defer_until", "_expires", "_debounce", "_replace", "_job_try")
 # a job with an expiry keeps its key at most this long past it, in case no worker ever looks at
 # it again (the worker fails expired jobs with a reason long before that)
 EXPIRED_KEY_GRACE_MS = 86_400_000
@@ -46,6 +46,7 @@ class Placement(NamedTuple):
     px: int  # the job key's TTL in ms; 0 keeps it until a worker takes the job
     job_try: int | None
     given_id: bool  # a caller's id: an existing job with that id wins over this one
+    replace: bool = False  # _replace or _debounce: this job's arguments and time win over an existing one's
 
 
 def _seconds(label: str, value: object) -> float:
@@ -93,6 +94,23 @@ def _check(values: Mapping[str, Any], prefix: str) -> None:
     job_try = values.get("job_try")
     if job_try is not None and (not isinstance(job_try, int) or job_try < 1):
         raise JobOptionsError(f"{prefix}job_try must be a whole number >= 1, not {job_try!r}")
+    replace, debounce = values.get("replace"), values.get("debounce")
+    if replace is not None and not isinstance(replace, bool):
+        raise JobOptionsError(f"{prefix}replace must be True or False, not {replace!r}")
+    if debounce is not None:
+        if _seconds(f"{prefix}debounce", debounce) <= 0:
+            raise JobOptionsError(f"{prefix}debounce must be greater than zero")
+        if defer_by is not None or defer_until is not None:
+            raise JobOptionsError(
+                f"use either {prefix}debounce or {prefix}defer_by/{prefix}defer_until: a debounced job is due "
+                "that long after the last enqueue"
+            )
+    if (replace or debounce is not None) and job_id is None:
+        what = f"{prefix}debounce" if debounce is not None else f"{prefix}replace"
+        raise JobOptionsError(
+            f"{what} needs {prefix}job_id: the key that names the job to replace, "
+            f"e.g. {prefix}job_id=f'reindex-{{user_id}}'"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +125,10 @@ class JobOptions:
         defer_until: a timezone-aware datetime when it is due (a past time means now).
         expires: give up if no worker started it within that long: it goes to the failed set.
         job_try: the try number to start counting from (arq's option).
+        debounce: seconds or a timedelta: many enqueues of one ``job_id`` within that long give
+            one run, that long after the last one, with the last arguments (implies ``replace``).
+        replace: the new arguments and due time replace those of a queued or scheduled job with
+            this ``job_id``; if it is running, this one runs after it, never beside it.
 
     Example::
 
@@ -121,6 +143,8 @@ class JobOptions:
     defer_until: datetime | None = None
     expires: float | timedelta | None = None
     job_try: int | None = None
+    debounce: float | timedelta | None = None
+    replace: bool = False
 
     def __post_init__(self) -> None:
         _check(
@@ -131,6 +155,8 @@ class JobOptions:
                 "defer_until": self.defer_until,
                 "expires": self.expires,
                 "job_try": self.job_try,
+                "debounce": self.debounce,
+                "replace": self.replace,
             },
             "",
         )
@@ -152,6 +178,8 @@ class JobOptions:
         checked = object.__new__(cls)
         for name in _FIELDS:
             object.__setattr__(checked, name, values.get(name))
+        if checked.replace is None:
+            object.__setattr__(checked, "replace", False)
         return checked
 
     def place(self, default_queue: str, now_ms: int) -> Placement:
@@ -159,7 +187,9 @@ class JobOptions:
         # 128 random bits as 32 hex digits: arq's uuid4().hex format, without building a UUID object
         job_id = self.job_id if self.job_id is not None else secrets.token_hex(16)
         score = now_ms
-        if self.defer_by is not None:
+        if self.debounce is not None:
+            score = now_ms + int(_seconds("debounce", self.debounce) * 1000)
+        elif self.defer_by is not None:
             score = now_ms + int(_seconds("defer_by", self.defer_by) * 1000)
         elif self.defer_until is not None:
             # a time in the past is not an error: the job is simply due now
@@ -170,7 +200,14 @@ class JobOptions:
             expires_ms = now_ms + int(_seconds("expires", self.expires) * 1000)
             px = max(expires_ms, score) - now_ms + EXPIRED_KEY_GRACE_MS
         return Placement(
-            job_id, self.queue_name or default_queue, score, expires_ms, px, self.job_try, self.job_id is not None
+            job_id,
+            self.queue_name or default_queue,
+            score,
+            expires_ms,
+            px,
+            self.job_try,
+            self.job_id is not None,
+            self.replace or self.debounce is not None,
         )
 
     @overload

@@ -8,7 +8,14 @@ and finishes a job with several commands. Here:
   worker died first): lease marker set, payloads and try counts returned, and the next due time
   when nothing is ready;
 * ``FINISH`` settles a batch of finished jobs (done, retry, requeue, fail) in one call;
-* ``RENEW`` extends the leases of the jobs a live worker is still running.
+* ``RENEW`` extends the leases of the jobs a live worker is still running;
+* ``REPLACE`` is the enqueue of ``_replace``/``_debounce``: the job with that id gets the new
+  arguments and due time, or, while it runs, a replacement that waits for it (``scalr:next:``);
+* ``PAUSE``/``RESUME`` set and clear a queue's pause flag, which ``CLAIM`` reads.
+
+A waiting replacement costs the plain path nothing: it sits in the queue under its job id, and
+only the claim branches that never run without one look at it (a due id whose lease is held, a
+claimed id whose payload is gone) plus the retry/requeue branch of ``FINISH``.
 
 The key prefixes are spliced in from :mod:`scalr_queue._constants`, the one place they live.
 """
@@ -20,6 +27,7 @@ from ._constants import (
     FAILED_PREFIX,
     IN_PROGRESS_PREFIX,
     JOB_PREFIX,
+    NEXT_PREFIX,
     RESULT_PREFIX,
     RETRY_PREFIX,
 )
@@ -38,6 +46,7 @@ def _lua(source: str, *, allow_oom: bool = False) -> str:
         .replace("@RETRY@", RETRY_PREFIX)
         .replace("@FAILED@", FAILED_PREFIX)
         .replace("@FAILEDJOBS@", FAILED_JOBS_PREFIX)
+        .replace("@NEXT@", NEXT_PREFIX)
     )
 
 
@@ -55,10 +64,14 @@ if redis.call('LLEN', KEYS[3]) == 0 then redis.call('LPUSH', KEYS[3], '1') end
 return 1
 """)
 
-# KEYS: queue, wake, leases. ARGV: now_ms, count, lease_ms, worker_id
-# Returns {ids, payloads, tries, next_score|nil, more(0|1)}
+# KEYS: queue, wake, leases, paused. ARGV: now_ms, count, lease_ms, worker_id, recheck_ms
+# Returns {ids, payloads, tries, next_score|nil, more(0|1), paused(0|1)}. A paused queue hands out
+# nothing (running jobs finish; enqueues still land). A due id whose lease is held and that has a
+# replacement waiting (NEXT) stays queued and is looked at again after recheck_ms; once claimed
+# with its payload gone (its predecessor finished), the replacement becomes the job.
 CLAIM = _lua(
     """
+if redis.call('EXISTS', KEYS[4]) == 1 then return {{}, {}, {}, false, 0, 1} end
 local now = tonumber(ARGV[1])
 local count = tonumber(ARGV[2])
 local lease = tonumber(ARGV[3])
@@ -82,13 +95,19 @@ if #claimed < count then
   local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, count - #claimed + 1)
   for _, id in ipairs(ids) do
     if #claimed >= count then more = 1 break end
-    fromq[#fromq + 1] = id
     if redis.call('SET', '@IP@' .. id, ARGV[4], 'NX', 'PX', lease) then
+      fromq[#fromq + 1] = id
       claimed[#claimed + 1] = id
     else
       local ttl = redis.call('PTTL', '@IP@' .. id)
       if ttl < 0 then ttl = lease end
-      redis.call('ZADD', KEYS[3], now + ttl, id)  -- leased already: it belongs with the leases
+      if redis.call('EXISTS', '@NEXT@' .. id) == 1 then
+        -- a replacement waiting for the running job: it stays queued, never runs beside it
+        redis.call('ZADD', KEYS[1], now + math.min(ttl, tonumber(ARGV[5])), id)
+      else
+        fromq[#fromq + 1] = id
+        redis.call('ZADD', KEYS[3], now + ttl, id)  -- leased already: it belongs with the leases
+      end
     end
   end
 elseif #expired == count then
@@ -103,9 +122,31 @@ if #claimed > 0 then
     zargs[#zargs + 1] = id
     jkeys[i] = '@JOB@' .. id
   end
-  redis.call('ZADD', KEYS[3], unpack(zargs))
+  local added = redis.call('ZADD', KEYS[3], unpack(zargs))
   payloads = redis.call('MGET', unpack(jkeys))
-  for i, id in ipairs(claimed) do tries[i] = redis.call('INCR', '@RETRY@' .. id) end
+  for i, id in ipairs(claimed) do
+    if not payloads[i] then
+      -- its predecessor finished and took the payload with it: a waiting replacement takes its place
+      local waiting = redis.call('GET', '@NEXT@' .. id)
+      if waiting then
+        local ttl = redis.call('PTTL', '@NEXT@' .. id)
+        if ttl > 0 then redis.call('SET', jkeys[i], waiting, 'PX', ttl) else redis.call('SET', jkeys[i], waiting) end
+        redis.call('DEL', '@NEXT@' .. id, '@RESULT@' .. id)
+        redis.call('ZREM', KEYS[1], id)
+        payloads[i] = waiting
+      end
+    end
+    tries[i] = redis.call('INCR', '@RETRY@' .. id)
+  end
+  if added < #claimed then
+    -- some had a lease entry already (a dead worker's run, taken over): a replacement waiting for
+    -- that run stays queued behind this one, even when its queue entry was just taken with it
+    for _, id in ipairs(claimed) do
+      if redis.call('EXISTS', '@NEXT@' .. id) == 1 then
+        redis.call('ZADD', KEYS[1], 'NX', now + tonumber(ARGV[5]), id)
+      end
+    end
+  end
 end
 if more == 1 and redis.call('LLEN', KEYS[2]) == 0 then redis.call('LPUSH', KEYS[2], '1') end
 local nxt = false
@@ -126,6 +167,7 @@ return {claimed, payloads, tries, nxt, more}
 #   R (retry)   num = new score; counts as a try
 #   Q (requeue) num = new score; does not count as a try (shutdown, unknown task on this worker)
 #   F (failed)  data1 = failure record, data2 = result ('' = none), num = result px
+# R, Q and F hand the job's place to a waiting replacement (NEXT), if there is one; D leaves it to CLAIM.
 # R and Q only act while this worker still holds the lease, or while its expired lease is still in
 # the leases set (nobody took the job over): after a takeover the job, even finished and gone,
 # belongs to the other worker. Returns failed-set entries dropped.
@@ -136,10 +178,28 @@ local failed_max = tonumber(ARGV[2])
 local unleased, dels = {}, {}
 local requeued = 0
 local failed = 0
+-- a replacement waiting for this run takes the job's place (its own time, fresh tries): its due score, or false
+local function take_over(id)
+  local nk = '@NEXT@' .. id
+  local waiting = redis.call('GET', nk)
+  if not waiting then return false end
+  local ttl = redis.call('PTTL', nk)
+  local jk = '@JOB@' .. id
+  if ttl > 0 then redis.call('SET', jk, waiting, 'PX', ttl) else redis.call('SET', jk, waiting) end
+  redis.call('DEL', nk, '@RETRY@' .. id)
+  return math.max(tonumber(redis.call('ZSCORE', KEYS[1], id) or now), now)
+end
 for i = 4, #ARGV, 5 do
   local action, id = ARGV[i], ARGV[i + 1]
   local ip = '@IP@' .. id
-  if action == 'D' or action == 'F' then
+  local superseded = action == 'F' and take_over(id)
+  if superseded then
+    -- failed for good, but a replacement was waiting: it runs instead; the failure is not recorded
+    redis.call('ZADD', KEYS[1], superseded, id)
+    unleased[#unleased + 1] = id
+    dels[#dels + 1] = ip
+    requeued = requeued + 1
+  elseif action == 'D' or action == 'F' then
     if action == 'F' then
       redis.call('ZADD', KEYS[2], now, id)
       redis.call('HSET', KEYS[3], id, ARGV[i + 2])
@@ -155,10 +215,11 @@ for i = 4, #ARGV, 5 do
   else
     local owner = redis.call('GET', ip)
     if owner == ARGV[3] or (owner == false and redis.call('ZSCORE', KEYS[5], id)) then
-      redis.call('ZADD', KEYS[1], ARGV[i + 4], id)
+      local waiting = take_over(id)
+      redis.call('ZADD', KEYS[1], waiting or ARGV[i + 4], id)
       unleased[#unleased + 1] = id
       dels[#dels + 1] = ip
-      if action == 'Q' and redis.call('DECR', '@RETRY@' .. id) <= 0 then
+      if action == 'Q' and not waiting and redis.call('DECR', '@RETRY@' .. id) <= 0 then
         redis.call('DEL', '@RETRY@' .. id)
       end
       requeued = requeued + 1
@@ -183,6 +244,47 @@ return dropped
 """,
     allow_oom=True,
 )
+
+# KEYS: job, queue, wake, result, in_progress, next, retry, leases, failed, failed-jobs.
+# ARGV: job_id, score, payload, px
+# The enqueue of _replace and _debounce. While the job runs, the payload waits in NEXT and the id is
+# queued at the new time; CLAIM holds it back until the running one ends. Otherwise the payload and
+# due time replace the job's, and a kept result, a try count, a dead worker's lease or a failed-set
+# entry of an earlier run is dropped: this is a new run (as ``failed retry`` would make it).
+# Returns 1 (new job), 2 (replaced a waiting one), 3 (queued to run after the running one).
+REPLACE = _lua("""
+local function put(key)
+  if ARGV[4] ~= '0' then redis.call('SET', key, ARGV[3], 'PX', ARGV[4]) else redis.call('SET', key, ARGV[3]) end
+end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  put(KEYS[6])
+  return 3
+end
+local existed = redis.call('EXISTS', KEYS[1], KEYS[6])
+put(KEYS[1])
+redis.call('DEL', KEYS[4], KEYS[6], KEYS[7])
+redis.call('ZREM', KEYS[8], ARGV[1])
+redis.call('ZREM', KEYS[9], ARGV[1])
+redis.call('HDEL', KEYS[10], ARGV[1])
+if redis.call('LLEN', KEYS[3]) == 0 then redis.call('LPUSH', KEYS[3], '1') end
+if existed > 0 then return 2 end
+return 1
+""")
+
+# KEYS: paused. ARGV: record (JSON). Returns 1 if it paused the queue, 0 if it was paused already.
+PAUSE = _lua("""
+if redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 1 end
+return 0
+""")
+
+# KEYS: paused, wake. Returns 1 if it resumed the queue, 0 if it was not paused. Wakes an idle
+# worker at once; its claim wakes the next one while there is more to take.
+RESUME = _lua("""
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+if redis.call('LLEN', KEYS[2]) == 0 then redis.call('LPUSH', KEYS[2], '1') end
+return 1
+""")
 
 # KEYS: leases. ARGV: lease_ms, deadline_ms, worker_id, job ids...
 # Returns the ids whose lease this worker no longer holds.

@@ -30,7 +30,7 @@ from . import _registry, _scripts
 from ._client import QueueClient
 from ._codec import dumps, loads
 from ._connection import REDIS_ERRORS, ScalrRedis, aw, create_redis, eval_script, is_permission_error, unavailable
-from ._constants import leases_key, queue_key, wake_key
+from ._constants import leases_key, paused_key, queue_key, wake_key
 from ._execution import JobExecution, now_ms
 from ._finisher import Finisher
 from ._loader import WorkerConfig
@@ -40,6 +40,9 @@ from ._tasks import TaskSpec, as_task_spec
 
 logger = logging.getLogger("scalr_queue.worker")
 CLAIM_MAX = 500
+# how soon a replacement held back behind its running predecessor is looked at again: the most it
+# waits after the predecessor ends (only while one waits; a plain claim never looks)
+REPLACEMENT_RECHECK_MS = 200
 
 
 class ScalrWorker(JobExecution, Worker):
@@ -96,6 +99,7 @@ class ScalrWorker(JobExecution, Worker):
         self._blocking: ScalrRedis | None = None
         self._background: list[asyncio.Task[None]] = []
         self._outage_since: float | None = None
+        self._paused = False
         self.shutdown_requeued = 0
         self.metrics = WorkerMetrics(self.queue)
 
@@ -334,10 +338,13 @@ class ScalrWorker(JobExecution, Worker):
             self._outage_since = None
 
     async def _claim(self, count: int) -> tuple[int, float | None, bool]:
-        args = [now_ms(), count, int(self.settings.lease * 1000), self.worker_id]
-        keys = [self.queue_name, wake_key(self.queue), leases_key(self.queue)]
+        args = [now_ms(), count, int(self.settings.lease * 1000), self.worker_id, REPLACEMENT_RECHECK_MS]
+        keys = [self.queue_name, wake_key(self.queue), leases_key(self.queue), paused_key(self.queue)]
         async with asyncio.timeout(self.op_timeout):
-            ids, payloads, tries, nxt, more = await eval_script(self.pool, _scripts.CLAIM, keys, args)
+            ids, payloads, tries, nxt, more, *paused = await eval_script(self.pool, _scripts.CLAIM, keys, args)
+        if bool(paused) != self._paused:
+            self._paused = bool(paused)
+            logger.info("queue %r %s", self.queue, "paused: claiming nothing until resumed" if paused else "resumed")
         loop = asyncio.get_running_loop()
         for job_id_b, raw, job_try in zip(ids, payloads, tries, strict=True):
             job_id = job_id_b.decode()

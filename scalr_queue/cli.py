@@ -1,7 +1,7 @@
 """``scalr-queue``: run workers and look after queues from a shell.
 
 Commands: ``worker``, ``stats``, ``workers``, ``job``, ``enqueue``, ``failed list|show|retry|purge``,
-``check-names``. Bulk actions on the failed set need ``--all`` and name what they touched.
+``pause``, ``resume``, ``check-names``. Bulk actions on the failed set need ``--all`` and name what they touched.
 Every command takes ``--queue``; the read commands take ``--json``.
 """
 
@@ -41,7 +41,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
             stats.to_json(),
             args.json,
             f"queue {stats.queue}: ready={stats.ready} scheduled={stats.scheduled} "
-            f"in_progress={stats.in_progress} failed={stats.failed} workers={stats.workers}",
+            f"in_progress={stats.in_progress} failed={stats.failed} workers={stats.workers}"
+            + (" paused" if stats.paused else ""),
         )
         return 0
 
@@ -104,8 +105,34 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
             options["_job_id"] = args.job_id
         if args.defer:
             options["_defer_by"] = args.defer
+        if args.debounce:
+            options["_debounce"] = args.debounce
+        if args.replace:
+            options["_replace"] = True
         job = await client.enqueue(args.task, **kwargs, **options)
-        print(job.job_id if job.created else f"{job.job_id} (already exists; not enqueued twice)")
+        if job.created:
+            print(job.job_id)
+        elif args.replace or args.debounce:
+            print(f"{job.job_id} (replaced the waiting job, or queued to run after the running one)")
+        else:
+            print(f"{job.job_id} (already exists; not enqueued twice)")
+        return 0
+
+    return asyncio.run(_with_client(go))
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    pausing = args.command == "pause"
+
+    async def go(client: Any) -> int:
+        queue = args.queue or client.settings.queue_name
+        changed = await (client.pause(queue) if pausing else client.resume(queue))
+        if pausing:
+            text = f"queue {queue!r} paused" if changed else f"queue {queue!r} was paused already"
+            text += ": workers claim nothing until `scalr-queue resume`; running jobs finish, enqueues are kept"
+        else:
+            text = f"queue {queue!r} resumed" if changed else f"queue {queue!r} was not paused"
+        _print({"queue": queue, "paused": pausing, "changed": changed}, args.json, text)
         return 0
 
     return asyncio.run(_with_client(go))
@@ -241,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kwargs", nargs="*", help="key=value (value parsed as JSON, else text)")
     p.add_argument("--job-id")
     p.add_argument("--defer", type=float, help="seconds before it may run")
+    p.add_argument("--debounce", type=float, help="with --job-id: one run, this many seconds after the last enqueue")
+    p.add_argument("--replace", action="store_true", help="with --job-id: replace the waiting job's arguments")
     common(p, json=False)
     p.set_defaults(func=cmd_enqueue)
 
@@ -251,6 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=100)
     common(p)
     p.set_defaults(func=cmd_failed)
+
+    p = sub.add_parser("pause", help="workers stop claiming from the queue; running jobs finish, enqueues are kept")
+    common(p)
+    p.set_defaults(func=cmd_pause)
+
+    p = sub.add_parser("resume", help="workers claim from a paused queue again")
+    common(p)
+    p.set_defaults(func=cmd_pause)
 
     p = sub.add_parser("check-names", help='exit 1 if an enqueue("name") in SRC_DIR is not in the worker\'s tasks')
     p.add_argument("src_dir")

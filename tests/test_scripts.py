@@ -21,6 +21,7 @@ from scalr_queue._constants import (
     failed_jobs_key,
     failed_key,
     leases_key,
+    paused_key,
     queue_key,
     wake_key,
 )
@@ -39,7 +40,7 @@ def ip(job_id: str) -> str:
 
 async def claim(redis: Redis, count: int = 10, now: int = NOW) -> tuple[list[str], list[Any], list[int], Any, int]:
     ids, payloads, tries, nxt, more = await eval_script(
-        redis, _scripts.CLAIM, [QUEUE, WAKE, LEASES], [now, count, LEASE, ME]
+        redis, _scripts.CLAIM, [QUEUE, WAKE, LEASES, paused_key(Q)], [now, count, LEASE, ME, 200]
     )
     return [i.decode() for i in ids], payloads, [int(t) for t in tries], nxt, int(more)
 

@@ -65,6 +65,7 @@ class QueueCounts(BaseModel):
     in_progress: int
     failed: int
     workers: int
+    paused: bool = False
 
 
 class Health(BaseModel):
