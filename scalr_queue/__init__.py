@@ -10,11 +10,13 @@ Example::
 
 from ._arq_compat import WorkerSettings
 from ._arq_read import arq_deserializer
-from ._client import QueueClient, QueueStats, close, enqueue, enqueue_many, get_client, get_job, queue_stats
+from ._cancel import CancelOutcome
+from ._client import QueueClient, QueueStats, cancel, close, enqueue, enqueue_many, get_client, get_job, queue_stats
 from ._errors import (
     ConfigurationError,
     EnqueueError,
     Fail,
+    JobCancelledError,
     JobFailedError,
     JobNotFoundError,
     JobOptionsError,
@@ -35,12 +37,14 @@ from ._tasks import TaskSpec, task
 __version__ = "0.1.0"
 
 __all__ = [
+    "CancelOutcome",
     "ConfigurationError",
     "EnqueueError",
     "Fail",
     "FailedJob",
     "FailedJobs",
     "Job",
+    "JobCancelledError",
     "JobFailedError",
     "JobInfo",
     "JobNotFoundError",
@@ -62,6 +66,7 @@ __all__ = [
     "WorkerModuleError",
     "WorkerSettings",
     "arq_deserializer",
+    "cancel",
     "close",
     "enqueue",
     "enqueue_many",

@@ -7,7 +7,9 @@
   work starts within milliseconds with no busy polling; a slow poll stays as a safety net;
 * run: every exception retries with exponential backoff (timeouts too), ``Fail`` and
   ``no_retry`` types fail at once, payloads are JSON only;
-* finish: the results of jobs that end together are settled in one Lua call.
+* finish: the results of jobs that end together are settled in one Lua call;
+* cancel: a cancel is pushed to every worker of the queue (``_cancel_watch``); the one that
+  holds the job cancels its task, and the job ends ``cancelled``, never retried.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from arq.connections import RedisSettings, log_redis_info
 from arq.worker import Worker
 
 from . import _registry, _scripts
+from ._cancel_watch import CancelWatcher, HeardCancels
 from ._client import QueueClient
 from ._codec import dumps, loads
 from ._connection import REDIS_ERRORS, ScalrRedis, aw, create_redis, eval_script, is_permission_error, unavailable
@@ -94,6 +97,11 @@ class ScalrWorker(JobExecution, Worker):
         self._shutting_down = False
         self._finisher: Finisher | None = None
         self._blocking: ScalrRedis | None = None
+        self._listener: ScalrRedis | None = None
+        self._cancelling: dict[str, str | None] = {}
+        self._heard = HeardCancels(ttl=max(60.0, settings.lease * 2))
+        self.jobs_cancelled = 0
+        self.cancel_watcher: CancelWatcher | None = None
         self._background: list[asyncio.Task[None]] = []
         self._outage_since: float | None = None
         self.shutdown_requeued = 0
@@ -174,6 +182,16 @@ class ScalrWorker(JobExecution, Worker):
             on_redis_error=self._redis_down,
         )
         self._blocking = create_redis(self.settings, blocking=True)
+        self._listener = create_redis(self.settings, blocking=True)
+        self.cancel_watcher = CancelWatcher(
+            self._listener,
+            self._pool,
+            self.queue,
+            running=lambda: list(self.tasks),
+            on_cancel=self.cancel_locally,
+            op_timeout=self.op_timeout,
+            on_redis_error=self._redis_down,
+        )
         # ctx["redis"].enqueue_job(...) from tasks and cron enqueues through this client, on the worker's
         # own pool; with SCALR_QUEUE_TASKS set, it checks against the tasks loaded here, not a re-import
         client = QueueClient(self.settings, tasks=self.specs)
@@ -209,6 +227,8 @@ class ScalrWorker(JobExecution, Worker):
             self._background = [
                 loop.create_task(self._renew_loop()),
                 loop.create_task(self._heartbeat_loop()),
+                loop.create_task(self.cancel_watcher.listen()),
+                loop.create_task(self.cancel_watcher.poll_arq_aborts()),
             ]
             await self._claim_loop()
             await self._drain()
@@ -223,6 +243,7 @@ class ScalrWorker(JobExecution, Worker):
                     loop.remove_signal_handler(sig)
             self.metrics.stop()
             await self._blocking.aclose(close_connection_pool=True)
+            await self._listener.aclose(close_connection_pool=True)
             await self.pool.aclose(close_connection_pool=True)
 
     async def _drain(self) -> None:
@@ -346,9 +367,22 @@ class ScalrWorker(JobExecution, Worker):
             task.add_done_callback(partial(self._job_done, job_id))
         return len(ids), (float(nxt) if nxt is not None else None), bool(more)
 
-    def _job_done(self, job_id: str, _task: asyncio.Task[None]) -> None:
+    def _job_done(self, job_id: str, task: asyncio.Task[None]) -> None:
         self.tasks.pop(job_id, None)
+        if task.cancelled() and job_id in self._cancelling:
+            self._finish_cancelled(job_id)  # cancelled before its first step: _run never saw it
         self._slot_freed.set()
+
+    def cancel_locally(self, job_id: str, reason: str | None) -> None:
+        """A cancel was heard: cancel the task if this worker runs the job, else note it briefly."""
+        task = self.tasks.get(job_id)
+        if task is None:
+            self._heard.add(job_id)
+            return
+        if job_id in self._cancelling or task.done():
+            return
+        self._cancelling[job_id] = reason
+        task.cancel()
 
     # -- background: leases, health, registry, cron ----------------------------------------
 
