@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import Any, cast
 
 from ._connection import REDIS_ERRORS, ScalrRedis, aw
 from ._constants import ARQ_ABORT_KEY, cancel_channel, cancels_key
@@ -82,7 +83,7 @@ class CancelWatcher:
                     self.subscribed.set()
         finally:
             with contextlib.suppress(*REDIS_ERRORS, RuntimeError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await cast(Any, pubsub).aclose()  # redis-py leaves PubSub.aclose untyped
 
     async def _read_marks(self) -> None:
         """After (re)subscribing: cancels published while we were not listening are still marked."""

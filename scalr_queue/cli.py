@@ -1,7 +1,8 @@
 """``scalr-queue``: run workers and look after queues from a shell.
 
 Commands: ``worker``, ``stats``, ``workers``, ``job``, ``enqueue``, ``cancel``,
-``failed list|show|retry|purge``, ``check-names``. Bulk actions on the failed set need ``--all`` and name what they touched.
+``failed list|show|retry|purge``, ``check-names``. Bulk actions on the failed set need ``--all``
+and name what they touched.
 Every command takes ``--queue``; the read commands take ``--json``.
 """
 
