@@ -56,6 +56,7 @@ class CancelWatcher:
         self.op_timeout = op_timeout
         self.on_redis_error = on_redis_error
         self.subscribed = asyncio.Event()
+        self.subscriptions = 0  # subscribe confirmations so far: 1, plus one per reconnect
 
     async def listen(self) -> None:
         """Subscribe and dispatch until cancelled; reconnects (and re-reads marks) after an outage."""
@@ -79,6 +80,7 @@ class CancelWatcher:
                 if message["type"] == "message":
                     self.on_cancel(message["data"].decode(), None)
                 elif message["type"] == "subscribe":
+                    self.subscriptions += 1
                     await self._read_marks()
                     self.subscribed.set()
         finally:

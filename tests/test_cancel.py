@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 import scalr_queue
 from scalr_queue import CancelOutcome, JobCancelledError, JobNotFoundError, JobStatus
+from scalr_queue._cancel import cancel_suffix
 from scalr_queue._constants import cancels_key, leases_key, queue_key
 from tests.support import run_cli, running_worker, spawn_worker, wait_until
 
@@ -223,3 +224,52 @@ async def test_arq_job_abort_cancels_a_running_job_and_then_reports_it_aborted(
     assert await listed(redis, "finally") == [job.job_id]
     assert await redis.zcard("arq:abort") == 0, "the abort request is consumed"
     assert await arq_job.abort(timeout=2, poll_delay=0.05) is True
+
+
+async def test_each_of_two_workers_cancels_the_jobs_it_holds(redis: Redis, worker_module: Callable[..., Path]) -> None:
+    cwd = worker_module(CANCEL_MODULE)
+    procs = [spawn_worker("jobs_mod", cwd, "--concurrency", "3") for _ in range(2)]
+    try:
+        jobs = [await scalr_queue.enqueue("sleepy", secs=3600) for _ in range(6)]
+        await wait_until(lambda: _all_started(redis, 6), timeout=15, what="six starts")
+        owners = {(await redis.get(f"arq:in-progress:{j.job_id}")).split(b":")[1] for j in jobs}
+        assert len(owners) == 2, "both workers hold some of the jobs"
+        outcomes = {await j.cancel() for j in jobs}
+        assert outcomes == {CancelOutcome.CANCELLING}
+        for job in jobs:
+            await wait_until(lambda j=job: _is(j, JobStatus.CANCELLED), timeout=5, what="cancelled")
+        assert sorted(await listed(redis, "finally")) == sorted(j.job_id for j in jobs)
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.communicate(timeout=30)
+
+
+async def _all_started(redis: Redis, n: int) -> bool:
+    return int(await redis.llen("started")) >= n
+
+
+async def test_a_cancel_published_while_the_listener_was_down_lands_when_it_resubscribes(redis: Redis) -> None:
+    """The publish is fire-and-forget; the mark the CANCEL script leaves is read on every resubscribe."""
+
+    async def sleepy(ctx: dict[str, object], secs: float) -> str:
+        await redis.rpush("started", str(ctx["job_id"]))
+        await asyncio.sleep(secs)
+        return "done"
+
+    async with running_worker([sleepy]) as worker:
+        assert worker.cancel_watcher is not None
+        watcher = worker.cancel_watcher
+        await wait_until(watcher.subscribed.is_set, what="listener subscribed")
+        job = await scalr_queue.enqueue("sleepy", secs=3600)
+        await wait_until(lambda: has_started(redis, job.job_id), what="job start")
+        # the mark as CANCEL writes it, but its publish lost (the listener was cut at that moment)
+        mark = b"60000\n" + cancel_suffix(job.job_id, "default", "lost publish", int(time.time() * 1000))
+        await redis.hset(cancels_key("default"), job.job_id, mark)
+        await asyncio.sleep(0.2)
+        assert await job.status() is JobStatus.IN_PROGRESS, "a mark alone is not pushed"
+        before = watcher.subscriptions
+        await redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        await wait_until(lambda: watcher.subscriptions > before, what="listener resubscribed")
+        await wait_until(lambda: _is(job, JobStatus.CANCELLED), timeout=5, what="cancelled after resubscribing")
+        assert (await job.info()).cancel_reason == "lost publish"
