@@ -6,6 +6,10 @@ cancels on sends nothing at all, and the one holding the job cancels its task wi
 A message missed while that connection was down is not lost: the CANCEL script also left a mark,
 and each (re)subscription reads the marks of the jobs running here (one HMGET, only then).
 
+A Redis user not allowed the channel (an ACL without ``&scalr:cancel:* +subscribe +publish``)
+still cancels: the worker says so once and polls the marks of its running jobs instead (one HMGET
+every ``ABORT_POLL_S``, only while it runs jobs).
+
 arq's ``Job.abort()`` writes the id into arq's ``arq:abort`` sorted set and publishes nothing, so
 it can only be polled: while (and only while) this worker runs jobs, one ZRANGE every
 ``ABORT_POLL_S``, the same cadence as arq's own worker; an idle worker does not poll.
@@ -20,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
-from ._connection import REDIS_ERRORS, ScalrRedis, aw
+from ._connection import REDIS_ERRORS, ScalrRedis, aw, is_permission_error
 from ._constants import ARQ_ABORT_KEY, cancel_channel, cancels_key
 
 logger = logging.getLogger("scalr_queue.worker")
@@ -71,6 +75,15 @@ class CancelWatcher:
                     delay = 0.2
                 except REDIS_ERRORS as exc:
                     self.subscribed.clear()
+                    if is_permission_error(exc):
+                        logger.warning(
+                            "this Redis user may not subscribe to %s: cancels of running jobs are polled "
+                            "every %gs instead of pushed (allow `&scalr:cancel:* +subscribe +publish` in its ACL)",
+                            cancel_channel(self.queue),
+                            ABORT_POLL_S,
+                        )
+                        await self._poll_marks()
+                        return
                     self.on_redis_error(exc)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
@@ -86,6 +99,12 @@ class CancelWatcher:
         finally:
             with contextlib.suppress(*REDIS_ERRORS, RuntimeError):
                 await cast(Any, pubsub).aclose()  # redis-py leaves PubSub.aclose untyped
+
+    async def _poll_marks(self) -> None:
+        """Without the channel: read the marks of the running jobs while there are any."""
+        while True:
+            await asyncio.sleep(ABORT_POLL_S)
+            await self._read_marks()
 
     async def _read_marks(self) -> None:
         """After (re)subscribing: cancels published while we were not listening are still marked."""

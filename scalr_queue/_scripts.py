@@ -287,7 +287,8 @@ local id = ARGV[1]
 if redis.call('EXISTS', KEYS[3]) == 1 then
   redis.call('HSET', KEYS[7], id, ARGV[2] .. '\\n' .. ARGV[3])
   redis.call('PEXPIRE', KEYS[7], ARGV[5])
-  redis.call('PUBLISH', ARGV[4], id)
+  -- pcall: a Redis user without the channel still marks the job; its workers then poll the marks
+  redis.pcall('PUBLISH', ARGV[4], id)
   return 'cancelling'
 end
 if redis.call('ZSCORE', KEYS[2], id) or redis.call('ZSCORE', KEYS[6], id) then
