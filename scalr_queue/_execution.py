@@ -19,6 +19,8 @@ from arq.utils import args_to_string, truncate
 from ._cancel import cancel_suffix
 from ._cancel_watch import HeardCancels
 from ._codec import BadPayload, error_record, parse_job, result_payload
+from ._connection import REDIS_ERRORS
+from ._constants import cancels_key
 from ._errors import Fail, TaskArgumentsError
 from ._failed import failure_record
 from ._finisher import Finisher
@@ -77,7 +79,7 @@ class JobExecution:
 
     async def _run(self, job_id: str, raw: bytes | None, job_try: int) -> None:
         """Run a claimed job; a cancel request, even one heard before the claim's reply, ends it cancelled."""
-        if self._heard.pop(job_id):
+        if self._heard.pop(job_id) and await self._still_marked(job_id):
             self._cancelling.setdefault(job_id, None)
             self._finish_cancelled(job_id)
             return
@@ -89,6 +91,16 @@ class JobExecution:
                 raise
             task.uncancel()
             self._finish_cancelled(job_id)
+
+    async def _still_marked(self, job_id: str) -> bool:
+        """A cancel heard for this id before we held it: is its mark still there (not an older job's)?
+
+        One HEXISTS, only for a job whose id this worker heard cancelled in the last minute.
+        """
+        try:
+            return bool(await self.ctx["redis"].hexists(cancels_key(self.queue), job_id))
+        except REDIS_ERRORS:
+            return True  # a cancel was heard: when in doubt, do not run it
 
     def _finish_cancelled(self, job_id: str) -> None:
         """Record a cancelled job: FINISH splices its cancel mark (or, for arq's abort, this suffix)."""

@@ -205,10 +205,20 @@ async def test_a_cancel_heard_before_the_claim_reply_is_honoured_when_the_job_st
         return "done"
 
     async with running_worker([sleepy]) as worker:
-        worker.cancel_locally("early", None)  # heard while this worker did not hold it yet
+        # the CANCEL script marked the job as running (the claim is done) and published its id;
+        # the publish reached this worker before the claim's reply did
+        mark = b"60000\n" + cancel_suffix("early", "default", "raced", int(time.time() * 1000))
+        await redis.hset(cancels_key("default"), "early", mark)
+        worker.cancel_locally("early", None)
         job = await scalr_queue.get_client().enqueue("sleepy", secs=0, _job_id="early")
         await wait_until(lambda: _is(job, JobStatus.CANCELLED), timeout=5, what="status cancelled")
-    assert await listed(redis, "started") == []
+        assert (await job.info()).cancel_reason == "raced"
+        assert not await redis.exists(cancels_key("default"))
+        # an id heard cancelled whose mark is gone (that job finished) is a new job: it runs
+        worker.cancel_locally("reused", None)
+        reused = await scalr_queue.get_client().enqueue("sleepy", secs=0, _job_id="reused")
+        assert await reused.result(timeout=5) == "done"
+    assert await listed(redis, "started") == ["reused"]
 
 
 async def test_arq_job_abort_cancels_a_running_job_and_then_reports_it_aborted(
