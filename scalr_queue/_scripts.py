@@ -227,20 +227,25 @@ return dropped
     allow_oom=True,
 )
 
-# KEYS: leases. ARGV: lease_ms, deadline_ms, worker_id, job ids...
-# Returns the ids whose lease this worker no longer holds.
+# KEYS: leases[, cancels]. ARGV: lease_ms, deadline_ms, worker_id, job ids...
+# Returns the ids whose lease this worker no longer holds; given the cancels key, {lost, marked}:
+# marked are held jobs with a cancel mark, a safety net for a publish the worker missed (a job it
+# took over from a dead worker, say). One EXISTS per call when nothing is marked.
 RENEW = _lua(
     """
-local lost = {}
+local lost, marked = {}, {}
+local marks = #KEYS > 1 and redis.call('EXISTS', KEYS[2]) == 1
 for i = 4, #ARGV do
   local ip = '@IP@' .. ARGV[i]
   if redis.call('GET', ip) == ARGV[3] then
     redis.call('PEXPIRE', ip, ARGV[1])
     redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[i])
+    if marks and redis.call('HEXISTS', KEYS[2], ARGV[i]) == 1 then marked[#marked + 1] = ARGV[i] end
   else
     lost[#lost + 1] = ARGV[i]
   end
 end
+if #KEYS > 1 then return {lost, marked} end
 return lost
 """,
     allow_oom=True,

@@ -33,7 +33,7 @@ from ._cancel_watch import CancelWatcher, HeardCancels
 from ._client import QueueClient
 from ._codec import dumps, loads
 from ._connection import REDIS_ERRORS, ScalrRedis, aw, create_redis, eval_script, is_permission_error, unavailable
-from ._constants import leases_key, queue_key, wake_key
+from ._constants import cancels_key, leases_key, queue_key, wake_key
 from ._execution import JobExecution, now_ms
 from ._finisher import Finisher
 from ._loader import WorkerConfig
@@ -396,11 +396,14 @@ class ScalrWorker(JobExecution, Worker):
             lease_ms = int(self.settings.lease * 1000)
             try:
                 args = [lease_ms, now_ms() + lease_ms, self.worker_id, *ids]
+                keys = [leases_key(self.queue), cancels_key(self.queue)]
                 async with asyncio.timeout(self.op_timeout):
-                    lost = await eval_script(self.pool, _scripts.RENEW, [leases_key(self.queue)], args)
+                    lost, marked = await eval_script(self.pool, _scripts.RENEW, keys, args)
             except REDIS_ERRORS as exc:
                 self._redis_down(exc)
                 continue
+            for job_id in marked:  # a cancel whose publish this worker missed (e.g. a job taken over)
+                self.cancel_locally(job_id.decode(), None)
             for job_id in lost:
                 if job_id.decode() not in self.tasks:
                     continue  # it finished while the renewal was in flight: its lease is gone on purpose

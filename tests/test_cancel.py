@@ -283,3 +283,23 @@ async def test_a_cancel_published_while_the_listener_was_down_lands_when_it_resu
         await wait_until(lambda: watcher.subscriptions > before, what="listener resubscribed")
         await wait_until(lambda: _is(job, JobStatus.CANCELLED), timeout=5, what="cancelled after resubscribing")
         assert (await job.info()).cancel_reason == "lost publish"
+
+
+async def test_a_mark_whose_publish_was_missed_is_found_by_the_next_lease_renewal(
+    redis: Redis, set_env: Callable[..., None]
+) -> None:
+    """The safety net for a job taken over from a dead worker, which never heard its cancel."""
+    set_env(SCALR_QUEUE_LEASE="1s")
+
+    async def sleepy(ctx: dict[str, object], secs: float) -> str:
+        await redis.rpush("started", str(ctx["job_id"]))
+        await asyncio.sleep(secs)
+        return "done"
+
+    async with running_worker([sleepy]):
+        job = await scalr_queue.enqueue("sleepy", secs=3600)
+        await wait_until(lambda: has_started(redis, job.job_id), what="job start")
+        mark = b"60000\n" + cancel_suffix(job.job_id, "default", "taken over", int(time.time() * 1000))
+        await redis.hset(cancels_key("default"), job.job_id, mark)  # marked, never published
+        await wait_until(lambda: _is(job, JobStatus.CANCELLED), timeout=3, what="cancelled by the renewal")
+        assert (await job.info()).cancel_reason == "taken over"

@@ -158,3 +158,17 @@ async def test_cancel_of_a_job_in_the_failed_set_says_finished(redis: Redis) -> 
     await redis.hset(failed_jobs_key(Q), "f", b"{}")
     assert await cancel(redis, "f") == "finished"
     assert await cancel(redis, "never") == "not_found"
+
+
+async def test_renew_names_the_held_jobs_that_carry_a_cancel_mark(redis: Redis) -> None:
+    await running(redis, "held")
+    await running(redis, "marked")
+    await running(redis, "elsewhere")
+    await redis.set(IN_PROGRESS_PREFIX + "elsewhere", "host:2:other", px=10_000)
+    args = [10_000, NOW + 20_000, ME, "held", "marked", "elsewhere"]
+    lost, marked = await eval_script(redis, _scripts.RENEW, [LEASES, CANCELS], args)
+    assert (lost, marked) == ([b"elsewhere"], [])
+    await redis.hset(CANCELS, "marked", b"1\n,}")
+    await redis.hset(CANCELS, "elsewhere", b"1\n,}")
+    lost, marked = await eval_script(redis, _scripts.RENEW, [LEASES, CANCELS], args)
+    assert (lost, marked) == ([b"elsewhere"], [b"marked"]), "only jobs this worker holds"
