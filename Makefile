@@ -103,6 +103,10 @@ bench: bootstrap ## Run the benchmark (bench/)
 bench-quick: bootstrap ## A short benchmark run, for a quick look
 	$(PY) -m bench.run --quick
 
+.PHONY: bench-cancel
+bench-cancel: bootstrap ## Cancel latency of a running job, p50/p99, two real workers (bench/cancel.py)
+	$(PY) -m bench.cancel
+
 .PHONY: bench-sender
 bench-sender: bootstrap ## The enqueue sender with redis-py's encoder against a hand-written RESP packer
 	$(PY) -m bench.sender

@@ -10,9 +10,11 @@ Example::
 
 from ._arq_compat import WorkerSettings
 from ._arq_read import arq_deserializer
+from ._cancel import CancelOutcome
 from ._client import (
     QueueClient,
     QueueStats,
+    cancel,
     close,
     enqueue,
     enqueue_many,
@@ -26,6 +28,7 @@ from ._errors import (
     ConfigurationError,
     EnqueueError,
     Fail,
+    JobCancelledError,
     JobFailedError,
     JobNotFoundError,
     JobOptionsError,
@@ -46,12 +49,14 @@ from ._tasks import TaskSpec, task
 __version__ = "0.1.0"
 
 __all__ = [
+    "CancelOutcome",
     "ConfigurationError",
     "EnqueueError",
     "Fail",
     "FailedJob",
     "FailedJobs",
     "Job",
+    "JobCancelledError",
     "JobFailedError",
     "JobInfo",
     "JobNotFoundError",
@@ -73,6 +78,7 @@ __all__ = [
     "WorkerModuleError",
     "WorkerSettings",
     "arq_deserializer",
+    "cancel",
     "close",
     "enqueue",
     "enqueue_many",

@@ -15,11 +15,15 @@ key must be the full one too (``arq:queue:<queue>``: arq's own default is ``arq:
 What arq cannot see: the failed set (arq has no such state; a failed job reads ``complete``
 while its failure result is kept), and ``Job.result()`` stops waiting with arq's
 ``ResultNotFound`` once a worker has claimed the job, because a running job leaves the queue
-for the leases set. ``Job.abort()`` is not honoured by scalr_queue's worker.
+for the leases set. ``Job.abort()`` is honoured: the worker running the job cancels it within about
+0.5 s (it polls arq's abort set while it runs jobs) and it ends ``cancelled``; arq's ``abort()``
+itself still returns False for a job a worker had claimed (its ``result()`` gives up as above), and
+True when called on a job already cancelled, whose result reads as ``asyncio.CancelledError``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -39,7 +43,11 @@ def arq_deserializer(data: bytes) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise ValueError(f"a scalr_queue record is a JSON object, not {type(record).__name__}")
     error = record.get("r")
-    if record.get("s") is False and isinstance(error, dict) and "type" in error:
+    cancelled = record.get("cancelled")
+    if isinstance(cancelled, dict):  # arq's Job.abort() and result() expect the task's CancelledError
+        record["r"] = asyncio.CancelledError(cancelled.get("reason") or "cancelled")
+        record.setdefault("st", record.get("ft"))  # arq needs a start time; a cancelled job may never have started
+    elif record.get("s") is False and isinstance(error, dict) and "type" in error:
         record["r"] = JobFailedError(
             str(record.get("id", "?")),
             str(error.get("type")),

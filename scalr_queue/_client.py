@@ -40,6 +40,7 @@ from ._settings import QUEUE_NAME_HELP, QUEUE_NAME_RE, Settings, get_settings
 from ._tasks import P, R, TaskFn, TaskSpec
 
 if TYPE_CHECKING:
+    from ._cancel import CancelOutcome
     from ._failed import FailedJobs
 
 T = TypeVar("T")
@@ -262,6 +263,10 @@ class QueueClient:
     def job(self, job_id: str, queue: str | None = None) -> Job[Any]:
         return Job(job_id, queue or self.settings.queue_name, self)
 
+    async def cancel(self, job_id: str, queue: str | None = None, *, reason: str | None = None) -> CancelOutcome:
+        """Cancel a job by id; see :meth:`Job.cancel`."""
+        return await self.job(job_id, queue).cancel(reason)
+
     @property
     def failed(self) -> FailedJobs:
         from ._failed import FailedJobs
@@ -394,6 +399,16 @@ async def resume(queue: str | None = None) -> bool:
 def get_job(job_id: str, queue: str | None = None) -> Job[Any]:
     """A handle on an existing job (no Redis call until you ask it something)."""
     return get_client().job(job_id, queue)
+
+
+async def cancel(job_id: str, queue: str | None = None, *, reason: str | None = None) -> CancelOutcome:
+    """Cancel a job by id on the process's client; see :meth:`Job.cancel`.
+
+    Example::
+
+        outcome = await scalr_queue.cancel(job_id, reason="duplicate order")
+    """
+    return await get_client().cancel(job_id, queue, reason=reason)
 
 
 async def queue_stats(queue: str | None = None) -> QueueStats:

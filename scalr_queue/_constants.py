@@ -35,6 +35,14 @@ FAILED_JOBS_PREFIX = "scalr:failed-jobs:"
 NEXT_PREFIX = "scalr:next:"
 # present while a queue is paused (value: JSON with the pause time); never expires, so a pause outlives restarts
 PAUSED_PREFIX = "scalr:paused:"
+# hash job-id -> cancel mark ("<result px>\n<result suffix>") of running jobs asked to stop; PX a day
+CANCELS_PREFIX = "scalr:cancels:"
+# pub/sub channel (not a key): a cancel of a running job publishes its id; every worker listens
+CANCEL_CHANNEL_PREFIX = "scalr:cancel:"
+# JSON progress a task reported (current, total, message, at_ms); PX = job timeout + keep_result
+PROGRESS_PREFIX = "scalr:progress:"
+# arq's own sorted set of job ids to abort (``arq.jobs.Job.abort()``), shared by every queue
+ARQ_ABORT_KEY = "arq:abort"
 
 DEFAULT_QUEUE = "default"
 
@@ -69,3 +77,15 @@ def paused_key(queue: str) -> str:
 
 def health_check_key(queue: str) -> str:
     return queue_key(queue) + HEALTH_CHECK_SUFFIX
+
+
+def cancels_key(queue: str) -> str:
+    return CANCELS_PREFIX + queue
+
+
+def cancel_channel(queue: str) -> str:
+    return CANCEL_CHANNEL_PREFIX + queue
+
+
+def progress_key(queue: str, job_id: str) -> str:
+    return f"{PROGRESS_PREFIX}{queue}:{job_id}"

@@ -12,6 +12,7 @@ Every error a user can catch derives from one base::
     │   └── JobOptionsError       a bad ``_job_id``, ``_queue_name``, ``_defer_*`` or ``_expires``
     ├── JobNotFoundError          no such job (never queued, or its result has expired)
     ├── JobFailedError            ``await job.result()`` of a job that failed for good
+    ├── JobCancelledError         ``await job.result()`` of a job that was cancelled
     └── WorkerModuleError         the worker module cannot be loaded (bad import, no ``tasks``...)
 
 ``Fail`` is not in this tree on purpose: it is raised *by task code* to stop retrying, not by
@@ -69,6 +70,15 @@ class JobFailedError(ScalrQueueError):
         self.error_type = error_type
         self.message = message
         self.traceback = traceback
+
+
+class JobCancelledError(ScalrQueueError):
+    """The job was cancelled (``Job.cancel()``, ``scalr-queue cancel``, or arq's ``Job.abort()``)."""
+
+    def __init__(self, job_id: str, reason: str | None = None) -> None:
+        super().__init__(f"job {job_id} was cancelled" + (f": {reason}" if reason else ""))
+        self.job_id = job_id
+        self.reason = reason
 
 
 class WorkerModuleError(ScalrQueueError):

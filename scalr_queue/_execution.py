@@ -16,11 +16,16 @@ from typing import Any
 from arq.typing import StartupShutdown
 from arq.utils import args_to_string, truncate
 
+from ._cancel import cancel_suffix
+from ._cancel_watch import HeardCancels
 from ._codec import BadPayload, error_record, parse_job, result_payload
+from ._connection import REDIS_ERRORS
+from ._constants import cancels_key
 from ._errors import Fail, TaskArgumentsError
 from ._failed import failure_record
 from ._finisher import Finisher
 from ._metrics import WorkerMetrics
+from ._progress import ProgressReporter
 from ._retry import decide
 from ._settings import Settings
 from ._tasks import TaskSpec, did_you_mean
@@ -46,9 +51,12 @@ class JobExecution:
     jobs_complete: int
     jobs_failed: int
     jobs_retried: int
+    jobs_cancelled: int
     shutdown_requeued: int
     on_job_start: StartupShutdown | None
     _shutting_down: bool
+    _cancelling: dict[str, str | None]  # job id -> reason, for jobs whose task this worker is cancelling
+    _heard: HeardCancels
 
     @property
     def finisher(self) -> Finisher:
@@ -70,6 +78,39 @@ class JobExecution:
         )
 
     async def _run(self, job_id: str, raw: bytes | None, job_try: int) -> None:
+        """Run a claimed job; a cancel request, even one heard before the claim's reply, ends it cancelled."""
+        if self._heard.pop(job_id) and await self._still_marked(job_id):
+            self._cancelling.setdefault(job_id, None)
+            self._finish_cancelled(job_id)
+            return
+        try:
+            await self._run_claimed(job_id, raw, job_try)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if job_id not in self._cancelling or task is None:
+                raise
+            task.uncancel()
+            self._finish_cancelled(job_id)
+
+    async def _still_marked(self, job_id: str) -> bool:
+        """A cancel heard for this id before we held it: is its mark still there (not an older job's)?
+
+        One HEXISTS, only for a job whose id this worker heard cancelled in the last minute.
+        """
+        try:
+            return bool(await self.ctx["redis"].hexists(cancels_key(self.queue), job_id))
+        except REDIS_ERRORS:
+            return True  # a cancel was heard: when in doubt, do not run it
+
+    def _finish_cancelled(self, job_id: str) -> None:
+        """Record a cancelled job: FINISH splices its cancel mark (or, for arq's abort, this suffix)."""
+        reason = self._cancelling.pop(job_id, None)
+        self.jobs_cancelled += 1
+        logger.info("job %s cancelled%s: not retried", job_id, f" ({reason})" if reason else "")
+        suffix = cancel_suffix(job_id, self.queue, reason, now_ms())
+        self.finisher.add(("C", job_id, suffix, "", int(self.keep_result_s * 1000)))
+
+    async def _run_claimed(self, job_id: str, raw: bytes | None, job_try: int) -> None:
         start = now_ms()
         if raw is None:
             reason = "job payload is missing (it expired or was deleted before a worker took it)"
@@ -113,6 +154,9 @@ class JobExecution:
         claimed_ms: int,
     ) -> None:
         ref = f"{job_id}:{spec.name}"
+        timeout_s = spec.timeout_s or self.job_timeout_s or self.settings.job_timeout
+        keep = self.keep_result_s if spec.keep_result_s is None else spec.keep_result_s
+        progress = ProgressReporter(self.ctx["redis"], self.queue, job_id, ttl_s=timeout_s + keep + 60)
         ctx = {
             **self.ctx,
             "job_id": job_id,
@@ -120,8 +164,8 @@ class JobExecution:
             "queue": self.queue,
             "score": claimed_ms,
             "enqueue_time": datetime.fromtimestamp(job["et"] / 1000, tz=UTC),
+            "progress": progress,
         }
-        timeout_s = spec.timeout_s or self.job_timeout_s or self.settings.job_timeout
         if self.on_job_start:
             await self.on_job_start(ctx)
         metrics = self.metrics.task(spec.name)
@@ -134,9 +178,12 @@ class JobExecution:
         deadline = asyncio.timeout(timeout_s)
         try:
             async with deadline:
-                result = await spec.coroutine(ctx, *job["a"], **kwargs)
+                try:
+                    result = await spec.coroutine(ctx, *job["a"], **kwargs)
+                finally:
+                    await progress.close(keep)
         except asyncio.CancelledError:
-            if not self._shutting_down:
+            if not self._shutting_down or job_id in self._cancelling:
                 raise
             task = asyncio.current_task()
             if task is not None:
@@ -161,7 +208,6 @@ class JobExecution:
                 (start - job["et"]) / 1000,
                 "" if result is None else f" ● {truncate(repr(result))}",
             )
-        keep = self.keep_result_s if spec.keep_result_s is None else spec.keep_result_s
         data = b""
         if keep > 0:
             data, problem = result_payload(
@@ -190,6 +236,11 @@ class JobExecution:
         timeout_s: float,
     ) -> None:
         ref = f"{job_id}:{spec.name}"
+        if job_id in self._cancelling:
+            # its cleanup raised while it was being cancelled: the cancel wins, nothing is retried
+            logger.info("%s raised %s: %s while being cancelled", ref, type(exc).__name__, exc)
+            self._finish_cancelled(job_id)
+            return
         if timed_out:
             exc = TimeoutError(f"task exceeded its {timeout_s:g}s timeout")
         decision = decide(exc, spec, job_try, self.settings, timed_out=timed_out, max_tries=self.max_tries)

@@ -16,7 +16,7 @@ from typing import Any
 
 from . import _scripts
 from ._connection import REDIS_ERRORS, eval_script
-from ._constants import failed_jobs_key, failed_key, leases_key, queue_key, wake_key
+from ._constants import cancels_key, failed_jobs_key, failed_key, leases_key, queue_key, wake_key
 
 logger = logging.getLogger("scalr_queue.worker")
 Op = tuple[str, str, bytes | str, bytes | str, int]
@@ -44,7 +44,14 @@ class Finisher:
         self.give_up_after = give_up_after
         self.op_timeout = op_timeout
         self.on_redis_error = on_redis_error
-        self.keys = [queue_key(queue), failed_key(queue), failed_jobs_key(queue), wake_key(queue), leases_key(queue)]
+        self.keys = [
+            queue_key(queue),
+            failed_key(queue),
+            failed_jobs_key(queue),
+            wake_key(queue),
+            leases_key(queue),
+            cancels_key(queue),
+        ]
         self._ops: list[Op] = []
         self._flushing: set[asyncio.Task[None]] = set()
 

@@ -18,12 +18,14 @@ from ._constants import (
     RETRY_PREFIX,
     failed_jobs_key,
     leases_key,
+    progress_key,
     queue_key,
 )
-from ._errors import JobFailedError, JobNotFoundError
+from ._errors import JobCancelledError, JobFailedError, JobNotFoundError
 from ._tasks import R
 
 if TYPE_CHECKING:
+    from ._cancel import CancelOutcome
     from ._protocols import QueueAccess
 
 
@@ -35,6 +37,7 @@ class JobStatus(enum.StrEnum):
     IN_PROGRESS = "in_progress"  # a worker holds its lease
     COMPLETE = "complete"  # finished successfully; result kept for SCALR_QUEUE_KEEP_RESULT
     FAILED = "failed"  # in the failed set (or its failure result is still kept)
+    CANCELLED = "cancelled"  # cancelled before or while it ran; kept for SCALR_QUEUE_KEEP_RESULT
     NOT_FOUND = "not_found"  # never queued, purged, or its result expired
 
 
@@ -61,11 +64,14 @@ class JobInfo:
     error: dict[str, str] | None
     # a ``_replace``/``_debounce`` enqueue waiting for this run to end: its kwargs, args and due time
     replacement: dict[str, Any] | None = None
+    cancelled_at: datetime | None = None
+    cancel_reason: str | None = None
+    progress: dict[str, Any] | None = None  # the task's last report: current, total, message, at
 
     def to_json(self) -> dict[str, Any]:
         out = dict(self.__dict__)
         out["status"] = self.status.value
-        for key in ("enqueue_time", "scheduled_at", "start_time", "finish_time"):
+        for key in ("enqueue_time", "scheduled_at", "start_time", "finish_time", "cancelled_at"):
             value = out[key]
             out[key] = value.isoformat() if value else None
         if self.replacement is not None:
@@ -104,6 +110,12 @@ class Job(Generic[R]):
     async def _snapshot(
         self,
     ) -> tuple[bytes | None, bytes | None, bytes | None, float | None, bytes | None, bytes | None]:
+        snapshot, _progress = await self._snapshot_with_progress()
+        return snapshot
+
+    async def _snapshot_with_progress(
+        self,
+    ) -> tuple[tuple[bytes | None, bytes | None, bytes | None, float | None, bytes | None, bytes | None], bytes | None]:
         redis = await self._client.redis()
         async with redis.pipeline(transaction=False) as pipe:
             pipe.get(RESULT_PREFIX + self.job_id)
@@ -113,18 +125,23 @@ class Job(Generic[R]):
             pipe.hget(failed_jobs_key(self.queue), self.job_id)
             pipe.get(RETRY_PREFIX + self.job_id)
             pipe.zscore(leases_key(self.queue), self.job_id)
-            result, payload, running, score, failed, tries, leased = await self._client.run(
+            pipe.get(progress_key(self.queue, self.job_id))
+            result, payload, running, score, failed, tries, leased, progress = await self._client.run(
                 pipe.execute(), "job lookup"
             )
         # a lease without its marker is a dead worker's job: due to run again, like a queued one
-        return result, payload, b"1" if running else None, score if score is not None else leased, failed, tries
+        snapshot = (result, payload, b"1" if running else None, score if score is not None else leased, failed, tries)
+        return snapshot, progress
 
     @staticmethod
     def _status(result: bytes | None, running: bytes | None, score: float | None, failed: bytes | None) -> JobStatus:
         if failed is not None:
             return JobStatus.FAILED
         if result is not None:
-            return JobStatus.COMPLETE if loads(result).get("s") else JobStatus.FAILED
+            data = loads(result)
+            if data.get("cancelled"):
+                return JobStatus.CANCELLED
+            return JobStatus.COMPLETE if data.get("s") else JobStatus.FAILED
         if running:
             return JobStatus.IN_PROGRESS
         if score is not None:
@@ -137,7 +154,7 @@ class Job(Generic[R]):
 
     async def info(self) -> JobInfo:
         """Raise JobNotFoundError when Redis knows nothing of the job."""
-        result, payload, running, score, failed, tries = await self._snapshot()
+        (result, payload, running, score, failed, tries), progress = await self._snapshot_with_progress()
         status = self._status(result, running, score, failed)
         if status is JobStatus.NOT_FOUND:
             raise JobNotFoundError(f"no job {self.job_id!r} on queue {self.queue!r}")
@@ -145,6 +162,7 @@ class Job(Generic[R]):
         error: dict[str, str] | None = None
         res: Any = None
         start = finish = None
+        cancelled: dict[str, Any] = {}
         if failed is not None:
             record = loads(failed)
             error = record.get("error")
@@ -152,6 +170,7 @@ class Job(Generic[R]):
             data = loads(result)
             record = record or data
             start, finish = data.get("st"), data.get("ft")
+            cancelled = data.get("cancelled") or {}
             if data.get("s"):
                 res = self._client.convert_result(data.get("f"), data.get("r"))
             else:
@@ -178,6 +197,9 @@ class Job(Generic[R]):
             result=res,
             error=error,
             replacement=replacement,
+            cancelled_at=ms_to_datetime(cancelled.get("at_ms")),
+            cancel_reason=cancelled.get("reason"),
+            progress=read_progress(progress),
         )
 
     async def _replacement(self, score: float | None) -> dict[str, Any] | None:
@@ -188,6 +210,22 @@ class Job(Generic[R]):
             return None
         waiting = loads(raw)  # written by the REPLACE script from an enqueue's checked payload
         return {"kwargs": waiting.get("k") or {}, "args": waiting.get("a") or [], "scheduled_at": ms_to_datetime(score)}
+
+    async def cancel(self, reason: str | None = None) -> CancelOutcome:
+        """Cancel this job, whatever state it is in; see :class:`scalr_queue.CancelOutcome`.
+
+        Queued or scheduled: removed at once and kept as ``cancelled``. Running: the worker that
+        holds it cancels the task within milliseconds (its ``finally`` and ``except
+        CancelledError`` blocks run) and records it as ``cancelled``. Finished: nothing changes
+        and ``CancelOutcome.FINISHED`` says so. Raises JobNotFoundError for an unknown job.
+
+        Example::
+
+            outcome = await job.cancel(reason="customer closed the account")
+        """
+        from ._cancel import cancel_job
+
+        return await cancel_job(self._client, self.job_id, self.queue, reason)
 
     async def result(self, timeout: float | None = None, *, poll_interval: float = 0.05) -> R:  # noqa: ASYNC109
         """Wait for the job to finish and return its result.
@@ -212,6 +250,9 @@ class Job(Generic[R]):
                 raise JobFailedError(
                     self.job_id, err.get("type", "Error"), err.get("message", ""), err.get("traceback", "")
                 )
+            if status is JobStatus.CANCELLED:
+                assert result is not None
+                raise JobCancelledError(self.job_id, (loads(result).get("cancelled") or {}).get("reason"))
             if status is JobStatus.NOT_FOUND:
                 raise JobNotFoundError(
                     f"no job {self.job_id!r} on queue {self.queue!r} (never queued, or its result expired)"
@@ -221,3 +262,17 @@ class Job(Generic[R]):
             sleep = delay if deadline is None else max(0.0, min(delay, deadline - time.monotonic()))
             await asyncio.sleep(sleep)
             delay = min(delay * 1.5, 0.5)
+
+
+def read_progress(raw: bytes | None) -> dict[str, Any] | None:
+    """A stored progress report as a dict (``at`` an ISO time), or None when there is none."""
+    if raw is None:
+        return None
+    try:
+        data = loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    at = ms_to_datetime(data.pop("at_ms", None))
+    return {**data, "at": at.isoformat() if at else None}

@@ -11,7 +11,9 @@ and finishes a job with several commands. Here:
 * ``RENEW`` extends the leases of the jobs a live worker is still running;
 * ``REPLACE`` is the enqueue of ``_replace``/``_debounce``: the job with that id gets the new
   arguments and due time, or, while it runs, a replacement that waits for it (``scalr:next:``);
-* ``PAUSE``/``RESUME`` set and clear a queue's pause flag, which ``CLAIM`` reads.
+* ``PAUSE``/``RESUME`` set and clear a queue's pause flag, which ``CLAIM`` reads;
+* ``CANCEL`` removes a queued job (kept as ``cancelled``), or marks a running one and publishes
+  its id to the workers, whose ``FINISH`` then records it as cancelled.
 
 A waiting replacement costs the plain path nothing: it sits in the queue under its job id, and
 only the claim branches that never run without one look at it (a due id whose lease is held, a
@@ -161,18 +163,32 @@ return {claimed, payloads, tries, nxt, more}
     allow_oom=True,
 )
 
-# KEYS: queue, failed, failed-jobs, wake, leases. ARGV: now_ms, failed_max, worker_id, then groups of 5:
-#   action, job_id, data1, data2, num
+# A cancelled job's result: its payload with the cancel fields spliced in before the closing brace
+# (``suffix`` starts with a comma; see ``_cancel.cancel_suffix``), so no JSON is re-encoded in Lua.
+SPLICE = """
+local function splice(payload, suffix)
+  if payload and #payload > 2 and string.sub(payload, 1, 1) == '{' and string.sub(payload, -1) == '}' then
+    return string.sub(payload, 1, -2) .. suffix
+  end
+  return '{"a":[],"k":{}' .. suffix
+end
+"""
+
+# KEYS: queue, failed, failed-jobs, wake, leases[, cancels]. ARGV: now_ms, failed_max, worker_id, then
+# groups of 5: action, job_id, data1, data2, num
 #   D (done)    data1 = result ('' = keep none), num = result px
 #   R (retry)   num = new score; counts as a try
 #   Q (requeue) num = new score; does not count as a try (shutdown, unknown task on this worker)
 #   F (failed)  data1 = failure record, data2 = result ('' = none), num = result px
-# R, Q and F hand the job's place to a waiting replacement (NEXT), if there is one; D leaves it to CLAIM.
-# R and Q only act while this worker still holds the lease, or while its expired lease is still in
+#   C (cancelled) data1 = result suffix, num = result px, both used when no cancel mark is found
+# R, Q and F hand the job's place to a waiting replacement (NEXT), if there is one; D and C leave it to CLAIM.
+# R, Q and C only act while this worker still holds the lease, or while its expired lease is still in
 # the leases set (nobody took the job over): after a takeover the job, even finished and gone,
-# belongs to the other worker. Returns failed-set entries dropped.
+# belongs to the other worker. An R or Q of a job with a cancel mark ends it cancelled instead (a
+# cancel that landed while it was failing is not lost). Returns failed-set entries dropped.
 FINISH = _lua(
-    """
+    SPLICE
+    + """
 local now = tonumber(ARGV[1])
 local failed_max = tonumber(ARGV[2])
 local unleased, dels = {}, {}
@@ -189,11 +205,38 @@ local function take_over(id)
   redis.call('DEL', nk, '@RETRY@' .. id)
   return math.max(tonumber(redis.call('ZSCORE', KEYS[1], id) or now), now)
 end
+-- one EXISTS per call, so jobs nobody cancels cost no command each
+local marks = #KEYS > 5 and redis.call('EXISTS', KEYS[6]) == 1
+local unmarked = {}
 for i = 4, #ARGV, 5 do
   local action, id = ARGV[i], ARGV[i + 1]
   local ip = '@IP@' .. id
-  local superseded = action == 'F' and take_over(id)
-  if superseded then
+  local mark = false
+  if marks then
+    mark = redis.call('HGET', KEYS[6], id)
+    if mark then unmarked[#unmarked + 1] = id end
+  end
+  local cancelled = action == 'C' or (mark and (action == 'R' or action == 'Q'))
+  local superseded = not cancelled and action == 'F' and take_over(id)
+  if cancelled then
+    local owner = redis.call('GET', ip)
+    if owner == ARGV[3] or (owner == false and redis.call('ZSCORE', KEYS[5], id)) then
+      local px, suffix = ARGV[i + 4], ARGV[i + 2]
+      if mark then
+        local nl = string.find(mark, '\\n', 1, true)
+        px, suffix = string.sub(mark, 1, nl - 1), string.sub(mark, nl + 1)
+      end
+      if px ~= '0' then
+        local tries = redis.call('GET', '@RETRY@' .. id)
+        if tries then suffix = ',"tries":' .. tries .. suffix end
+        redis.call('SET', '@RESULT@' .. id, splice(redis.call('GET', '@JOB@' .. id), suffix), 'PX', px)
+      end
+      unleased[#unleased + 1] = id
+      dels[#dels + 1] = '@JOB@' .. id
+      dels[#dels + 1] = ip
+      dels[#dels + 1] = '@RETRY@' .. id
+    end
+  elseif superseded then
     -- failed for good, but a replacement was waiting: it runs instead; the failure is not recorded
     redis.call('ZADD', KEYS[1], superseded, id)
     unleased[#unleased + 1] = id
@@ -228,6 +271,7 @@ for i = 4, #ARGV, 5 do
 end
 if #unleased > 0 then redis.call('ZREM', KEYS[5], unpack(unleased)) end
 if #dels > 0 then redis.call('DEL', unpack(dels)) end
+if #unmarked > 0 then redis.call('HDEL', KEYS[6], unpack(unmarked)) end
 if requeued > 0 and redis.call('LLEN', KEYS[4]) == 0 then redis.call('LPUSH', KEYS[4], '1') end
 local dropped = 0
 if failed > 0 then
@@ -286,20 +330,25 @@ if redis.call('LLEN', KEYS[2]) == 0 then redis.call('LPUSH', KEYS[2], '1') end
 return 1
 """)
 
-# KEYS: leases. ARGV: lease_ms, deadline_ms, worker_id, job ids...
-# Returns the ids whose lease this worker no longer holds.
+# KEYS: leases[, cancels]. ARGV: lease_ms, deadline_ms, worker_id, job ids...
+# Returns the ids whose lease this worker no longer holds; given the cancels key, {lost, marked}:
+# marked are held jobs with a cancel mark, a safety net for a publish the worker missed (a job it
+# took over from a dead worker, say). One EXISTS per call when nothing is marked.
 RENEW = _lua(
     """
-local lost = {}
+local lost, marked = {}, {}
+local marks = #KEYS > 1 and redis.call('EXISTS', KEYS[2]) == 1
 for i = 4, #ARGV do
   local ip = '@IP@' .. ARGV[i]
   if redis.call('GET', ip) == ARGV[3] then
     redis.call('PEXPIRE', ip, ARGV[1])
     redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[i])
+    if marks and redis.call('HEXISTS', KEYS[2], ARGV[i]) == 1 then marked[#marked + 1] = ARGV[i] end
   else
     lost[#lost + 1] = ARGV[i]
   end
 end
+if #KEYS > 1 then return {lost, marked} end
 return lost
 """,
     allow_oom=True,
@@ -332,6 +381,36 @@ redis.call('HDEL', KEYS[2], ARGV[1])
 if redis.call('LLEN', KEYS[4]) == 0 then redis.call('LPUSH', KEYS[4], '1') end
 return 1
 """)
+
+# KEYS: job, queue, in-progress, result, retry, leases, cancels, failed-jobs.
+# ARGV: job_id, result px, result suffix, channel, mark_ttl_ms
+# Queued, scheduled, or leased by a dead worker (lease marker gone): removed, result kept as
+# cancelled. Running: marked, and its id published to the queue's workers (the one holding it
+# cancels the task; FINISH records it). Returns 'cancelled', 'cancelling', 'finished' (a result
+# or a failed-set entry exists: nothing changed) or 'not_found'.
+CANCEL = _lua(
+    SPLICE
+    + """
+local id = ARGV[1]
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('HSET', KEYS[7], id, ARGV[2] .. '\\n' .. ARGV[3])
+  redis.call('PEXPIRE', KEYS[7], ARGV[5])
+  -- pcall: a Redis user without the channel still marks the job; its workers then poll the marks
+  redis.pcall('PUBLISH', ARGV[4], id)
+  return 'cancelling'
+end
+if redis.call('ZSCORE', KEYS[2], id) or redis.call('ZSCORE', KEYS[6], id) then
+  local payload = redis.call('GET', KEYS[1])
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('ZREM', KEYS[6], id)
+  redis.call('DEL', KEYS[1], KEYS[5])
+  if ARGV[2] ~= '0' then redis.call('SET', KEYS[4], splice(payload, ARGV[3]), 'PX', ARGV[2]) end
+  return 'cancelled'
+end
+if redis.call('EXISTS', KEYS[4]) == 1 or redis.call('HEXISTS', KEYS[8], id) == 1 then return 'finished' end
+return 'not_found'
+"""
+)
 
 
 _SHAS: dict[str, str] = {}

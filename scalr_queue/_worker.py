@@ -7,7 +7,9 @@
   work starts within milliseconds with no busy polling; a slow poll stays as a safety net;
 * run: every exception retries with exponential backoff (timeouts too), ``Fail`` and
   ``no_retry`` types fail at once, payloads are JSON only;
-* finish: the results of jobs that end together are settled in one Lua call.
+* finish: the results of jobs that end together are settled in one Lua call;
+* cancel: a cancel is pushed to every worker of the queue (``_cancel_watch``); the one that
+  holds the job cancels its task, and the job ends ``cancelled``, never retried.
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ from arq.connections import RedisSettings, log_redis_info
 from arq.worker import Worker
 
 from . import _registry, _scripts
+from ._cancel_watch import CancelWatcher, HeardCancels
 from ._client import QueueClient
 from ._codec import dumps, loads
 from ._connection import REDIS_ERRORS, ScalrRedis, aw, create_redis, eval_script, is_permission_error, unavailable
-from ._constants import leases_key, paused_key, queue_key, wake_key
+from ._constants import cancels_key, leases_key, paused_key, queue_key, wake_key
 from ._execution import JobExecution, now_ms
 from ._finisher import Finisher
 from ._loader import WorkerConfig
@@ -97,6 +100,11 @@ class ScalrWorker(JobExecution, Worker):
         self._shutting_down = False
         self._finisher: Finisher | None = None
         self._blocking: ScalrRedis | None = None
+        self._listener: ScalrRedis | None = None
+        self._cancelling: dict[str, str | None] = {}
+        self._heard = HeardCancels(ttl=max(60.0, settings.lease * 2))
+        self.jobs_cancelled = 0
+        self.cancel_watcher: CancelWatcher | None = None
         self._background: list[asyncio.Task[None]] = []
         self._outage_since: float | None = None
         self._paused = False
@@ -178,6 +186,16 @@ class ScalrWorker(JobExecution, Worker):
             on_redis_error=self._redis_down,
         )
         self._blocking = create_redis(self.settings, blocking=True)
+        self._listener = create_redis(self.settings, blocking=True)
+        self.cancel_watcher = CancelWatcher(
+            self._listener,
+            self._pool,
+            self.queue,
+            running=lambda: list(self.tasks),
+            on_cancel=self.cancel_locally,
+            op_timeout=self.op_timeout,
+            on_redis_error=self._redis_down,
+        )
         # ctx["redis"].enqueue_job(...) from tasks and cron enqueues through this client, on the worker's
         # own pool; with SCALR_QUEUE_TASKS set, it checks against the tasks loaded here, not a re-import
         client = QueueClient(self.settings, tasks=self.specs)
@@ -213,6 +231,8 @@ class ScalrWorker(JobExecution, Worker):
             self._background = [
                 loop.create_task(self._renew_loop()),
                 loop.create_task(self._heartbeat_loop()),
+                loop.create_task(self.cancel_watcher.listen()),
+                loop.create_task(self.cancel_watcher.poll_arq_aborts()),
             ]
             await self._claim_loop()
             await self._drain()
@@ -227,6 +247,7 @@ class ScalrWorker(JobExecution, Worker):
                     loop.remove_signal_handler(sig)
             self.metrics.stop()
             await self._blocking.aclose(close_connection_pool=True)
+            await self._listener.aclose(close_connection_pool=True)
             await self.pool.aclose(close_connection_pool=True)
 
     async def _drain(self) -> None:
@@ -353,9 +374,22 @@ class ScalrWorker(JobExecution, Worker):
             task.add_done_callback(partial(self._job_done, job_id))
         return len(ids), (float(nxt) if nxt is not None else None), bool(more)
 
-    def _job_done(self, job_id: str, _task: asyncio.Task[None]) -> None:
+    def _job_done(self, job_id: str, task: asyncio.Task[None]) -> None:
         self.tasks.pop(job_id, None)
+        if task.cancelled() and job_id in self._cancelling:
+            self._finish_cancelled(job_id)  # cancelled before its first step: _run never saw it
         self._slot_freed.set()
+
+    def cancel_locally(self, job_id: str, reason: str | None) -> None:
+        """A cancel was heard: cancel the task if this worker runs the job, else note it briefly."""
+        task = self.tasks.get(job_id)
+        if task is None:
+            self._heard.add(job_id)
+            return
+        if job_id in self._cancelling or task.done():
+            return
+        self._cancelling[job_id] = reason
+        task.cancel()
 
     # -- background: leases, health, registry, cron ----------------------------------------
 
@@ -369,11 +403,14 @@ class ScalrWorker(JobExecution, Worker):
             lease_ms = int(self.settings.lease * 1000)
             try:
                 args = [lease_ms, now_ms() + lease_ms, self.worker_id, *ids]
+                keys = [leases_key(self.queue), cancels_key(self.queue)]
                 async with asyncio.timeout(self.op_timeout):
-                    lost = await eval_script(self.pool, _scripts.RENEW, [leases_key(self.queue)], args)
+                    lost, marked = await eval_script(self.pool, _scripts.RENEW, keys, args)
             except REDIS_ERRORS as exc:
                 self._redis_down(exc)
                 continue
+            for job_id in marked:  # a cancel whose publish this worker missed (e.g. a job taken over)
+                self.cancel_locally(job_id.decode(), None)
             for job_id in lost:
                 if job_id.decode() not in self.tasks:
                     continue  # it finished while the renewal was in flight: its lease is gone on purpose

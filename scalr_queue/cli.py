@@ -1,7 +1,8 @@
 """``scalr-queue``: run workers and look after queues from a shell.
 
-Commands: ``worker``, ``stats``, ``workers``, ``job``, ``enqueue``, ``failed list|show|retry|purge``,
-``pause``, ``resume``, ``check-names``. Bulk actions on the failed set need ``--all`` and name what they touched.
+Commands: ``worker``, ``stats``, ``workers``, ``job``, ``enqueue``, ``cancel``,
+``failed list|show|retry|purge``, ``pause``, ``resume``, ``check-names``. Bulk actions on the
+failed set need ``--all`` and name what they touched.
 Every command takes ``--queue``; the read commands take ``--json``.
 """
 
@@ -17,6 +18,7 @@ from ._codec import loads, pretty
 from ._errors import ConfigurationError, JobNotFoundError, ScalrQueueError, exit_code
 
 PROG = "scalr-queue"
+EXIT_ALREADY_FINISHED = 3  # `cancel` of a job that had already finished: nothing changed
 SHOWN_IDS = 20  # job ids a bulk command names in text output; --json names more (all for retry --all)
 
 
@@ -76,6 +78,27 @@ def cmd_job(args: argparse.Namespace) -> int:
             "\n".join(f"{k}: {v}" for k, v in data.items() if k != "error")
             + (f"\nerror: {info.error.get('type')}: {info.error.get('message')}" if info.error else ""),
         )
+        return 0
+
+    return asyncio.run(_with_client(go))
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    async def go(client: Any) -> int:
+        from ._cancel import CancelOutcome
+
+        job = client.job(args.job_id, args.queue)
+        outcome = await job.cancel(args.reason)
+        data: dict[str, Any] = {"job_id": job.job_id, "queue": job.queue, "outcome": outcome.value}
+        if outcome is CancelOutcome.FINISHED:
+            data["status"] = (await job.status()).value
+            _print(data, args.json, f"job {job.job_id} had already finished ({data['status']}): nothing changed")
+            return EXIT_ALREADY_FINISHED
+        text = {
+            CancelOutcome.CANCELLED: f"cancelled {job.job_id}: it had not started and will not run",
+            CancelOutcome.CANCELLING: f"cancelling {job.job_id}: the worker running it was told and stops it now",
+        }[outcome]
+        _print(data, args.json, text)
         return 0
 
     return asyncio.run(_with_client(go))
@@ -272,6 +295,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replace", action="store_true", help="with --job-id: replace the waiting job's arguments")
     common(p, json=False)
     p.set_defaults(func=cmd_enqueue)
+
+    p = sub.add_parser(
+        "cancel", help="cancel a job: queued or scheduled ones never run, a running one is stopped (exit 3: finished)"
+    )
+    p.add_argument("job_id")
+    p.add_argument("--reason", help="kept with the cancelled job (Job.info().cancel_reason)")
+    common(p)
+    p.set_defaults(func=cmd_cancel)
 
     p = sub.add_parser("failed", help="failed jobs: list | show ID | retry ID|--all | purge ID|--all")
     p.add_argument("action", choices=["list", "show", "retry", "purge"])

@@ -27,6 +27,7 @@ from .schemas import (
     JobAccepted,
     JobError,
     JobNotFound,
+    JobProgress,
     JobState,
     Ok,
     QueueCounts,
@@ -89,7 +90,7 @@ async def send_invoice(invoice_id: InvoiceId) -> JobAccepted:
     responses={404: {"model": JobNotFound, "description": "no such job"}, **unavailable_response()},
 )
 async def job_status(job_id: JobId) -> JobState | JSONResponse:
-    """Status, try count, and the result or the last error of one job.
+    """Status, try count, progress, and the result or the last error of one job.
 
     The error is its type and message only; the traceback stays in the worker's log and
     ``scalr-queue failed show``.
@@ -108,6 +109,9 @@ async def job_status(job_id: JobId) -> JobState | JSONResponse:
         enqueue_time=info.enqueue_time,
         result=info.result,
         error=JobError(type=error.get("type", ""), message=error.get("message", "")) if error else None,
+        progress=JobProgress.model_validate(info.progress) if info.progress else None,
+        cancelled_at=info.cancelled_at,
+        cancel_reason=info.cancel_reason,
     )
 
 

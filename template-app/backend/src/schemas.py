@@ -31,6 +31,15 @@ class JobError(BaseModel):
     message: str
 
 
+class JobProgress(BaseModel):
+    """What the task last reported with ``ctx["progress"](current, total, message)``."""
+
+    current: float
+    total: float | None
+    message: str | None
+    at: datetime | None
+
+
 class JobState(BaseModel):
     """Where one job is, its try count, and its result or last error."""
 
@@ -42,6 +51,9 @@ class JobState(BaseModel):
     enqueue_time: datetime | None
     result: Any = Field(description="the task's return value once complete, else null")
     error: JobError | None
+    progress: JobProgress | None = Field(default=None, description="the task's last progress report, if any")
+    cancelled_at: datetime | None = Field(default=None, description="when it was cancelled (status cancelled)")
+    cancel_reason: str | None = Field(default=None, description="the reason given to the cancel, if any")
 
 
 class JobNotFound(BaseModel):

@@ -88,3 +88,25 @@ async def test_enqueue_answers_503_quickly_when_redis_is_down(monkeypatch: pytes
         assert response.json()["error"] == "queue_unavailable"
         assert time.monotonic() - started < 3
         assert (await http.get("/healthz")).status_code == 503
+
+
+async def test_job_status_shows_a_cancelled_job_with_its_reason(client: httpx.AsyncClient) -> None:
+    job_id = (await client.post("/invoices/9/send")).json()["job_id"]
+    await scalr_queue.cancel(job_id, reason="invoice voided")
+    body = (await client.get(f"/jobs/{job_id}")).json()
+    assert body["status"] == "cancelled", body
+    assert body["cancel_reason"] == "invoice voided"
+    assert body["cancelled_at"] is not None
+    assert body["error"]["type"] == "JobCancelled"
+    assert body["progress"] is None
+
+
+async def test_job_status_shows_the_tasks_progress(client: httpx.AsyncClient, redis_url: str) -> None:
+    from scalr_queue._constants import progress_key
+
+    job_id = (await client.post("/invoices/10/send")).json()["job_id"]
+    redis = Redis.from_url(redis_url)
+    await redis.set(progress_key("default", job_id), b'{"current":3,"total":10,"message":"page 3","at_ms":0}')
+    await redis.aclose()
+    body = (await client.get(f"/jobs/{job_id}")).json()
+    assert body["progress"] == {"current": 3, "total": 10, "message": "page 3", "at": "1970-01-01T00:00:00Z"}
