@@ -33,8 +33,8 @@ DOC = ROOT / "README.md"
 # Each category is needed (see test_each_acl_category_is_needed); -@dangerous drops KEYS, FLUSHALL,
 # CONFIG, DEBUG...; INFO is given back for the worker's start-up banner (redis_version).
 ACL_RULES = (
-    "on >{password} resetkeys ~arq:* ~scalr:* resetchannels -@all "
-    "+@read +@write +@scripting +@transaction +@connection -@dangerous +info"
+    "on >{password} resetkeys ~arq:* ~scalr:* resetchannels &scalr:cancel:* -@all "
+    "+@read +@write +@scripting +@transaction +@connection -@dangerous +info +subscribe +publish"
 )
 ACL_LINE = "ACL SETUSER scalr " + ACL_RULES.format(password="CHANGE-ME")
 CATEGORIES = ["+@read", "+@write", "+@scripting", "+@transaction", "+@connection", "+info"]
