@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import _scripts
@@ -33,9 +33,11 @@ from ._registry import WorkerInfo, live_workers
 from ._sender import ScriptSender
 from ._settings import Settings, get_settings
 from ._tasks import P, R, TaskFn, TaskSpec
+from ._tracing import configured_tracing
 
 if TYPE_CHECKING:
     from ._failed import FailedJobs
+    from ._otel import Tracing
 
 T = TypeVar("T")
 
@@ -73,6 +75,13 @@ class QueueClient:
         self._pool = LoopPool(settings, owner=self)
         self._catalog = TaskCatalog(self._pool, tasks)
         self._sender: ScriptSender | None = None
+        self._tracing: Tracing | None = None
+        self._tracing_known = False
+
+    def _decide_tracing(self) -> Tracing | None:
+        """At the first enqueue: trace for the client's whole life, or never (see _tracing)."""
+        self._tracing, self._tracing_known = configured_tracing(), True
+        return self._tracing
 
     @property
     def settings(self) -> Settings:
@@ -151,6 +160,17 @@ class QueueClient:
     ) -> Job[Any]:
         """The untyped core of every enqueue: ``_``-prefixed ``kwargs`` are options, the rest the task's."""
         prepared = await self._prepare(task, args, kwargs, options)
+        tracing = self._tracing if self._tracing_known else self._decide_tracing()
+        if tracing is not None:
+            pl = prepared.placement
+
+            def send(payload: bytes) -> Awaitable[Job[Any]]:
+                return self._send(replace(prepared, payload=payload))
+
+            return await tracing.enqueue(prepared.name, pl.job_id, pl.queue, prepared.payload, send)
+        return await self._send(prepared)
+
+    async def _send(self, prepared: _Prepared) -> Job[Any]:
         sender = await self._enqueue_sender()
         keys, argv = self._script_args(prepared)
         written = await self._pool.run(sender.call(keys, argv), f"enqueue {prepared.name!r}")
@@ -210,6 +230,17 @@ class QueueClient:
         prepared = [await self._prepare(task, (), dict(kwargs)) for task, kwargs in calls]
         if not prepared:
             return []
+        tracing = self._tracing if self._tracing_known else self._decide_tracing()
+        if tracing is not None:
+            jobs = [(p.name, p.placement.job_id, p.placement.queue, p.payload) for p in prepared]
+
+            def send(payloads: list[bytes]) -> Awaitable[list[Job[Any]]]:
+                return self._send_many([replace(p, payload=x) for p, x in zip(prepared, payloads, strict=True)])
+
+            return await tracing.enqueue_many(jobs, send)
+        return await self._send_many(prepared)
+
+    async def _send_many(self, prepared: list[_Prepared]) -> list[Job[Any]]:
         sender = await self._enqueue_sender()
         commands = [sender.command(*self._script_args(p)) for p in prepared]
         results = await self._pool.run(sender.send(commands), f"enqueue_many of {len(prepared)} jobs")
