@@ -103,6 +103,10 @@ bench: bootstrap ## Run the benchmark (bench/)
 bench-quick: bootstrap ## A short benchmark run, for a quick look
 	$(PY) -m bench.run --quick
 
+.PHONY: bench-tracing
+bench-tracing: bootstrap ## What OpenTelemetry tracing costs per job: enqueue and drain with it off and on
+	$(PY) -m bench.tracing
+
 .PHONY: bench-sender
 bench-sender: bootstrap ## The enqueue sender with redis-py's encoder against a hand-written RESP packer
 	$(PY) -m bench.sender

@@ -273,3 +273,15 @@ def test_without_a_tracer_provider_nothing_of_opentelemetry_is_imported(redis_ur
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.splitlines()[-1])
     assert report == {"result": 42, "after_enqueue": [], "after_worker": []}
+
+
+def test_the_tracing_bench_runs_both_modes_and_counts_every_span() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.tracing", "--jobs", "20", "--rounds", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "| off |" in done.stdout and "| on |" in done.stdout and "on minus off, per job" in done.stdout
