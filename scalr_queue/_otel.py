@@ -64,12 +64,12 @@ class Tracing:
         return span, carrier
 
     @staticmethod
-    def _end_enqueue(span: Span, *, created: bool | None = None, error: BaseException | None = None) -> None:
+    def _end_enqueue(span: Span, *, created: bool = False, error: BaseException | None = None) -> None:
         if error is not None:
             span.record_exception(error)
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
             span.set_attribute("error.type", type(error).__qualname__)
-        elif created is not None:
+        else:
             # False: a job with this id was already queued; it keeps the trace of its own enqueue
             span.set_attribute("scalr_queue.job.created", created)
         span.end()

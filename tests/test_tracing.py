@@ -18,7 +18,7 @@ from arq.jobs import Job as ArqJob
 from redis.asyncio import Redis
 
 import scalr_queue
-from scalr_queue import Fail
+from scalr_queue import Fail, JobOptions
 from scalr_queue._constants import failed_key
 from scalr_queue._logging import JsonFormatter
 from scalr_queue._tracing import configured_tracing
@@ -166,6 +166,21 @@ async def test_enqueue_many_gives_each_job_its_own_producer_span_under_the_calle
     for job, producer in zip(jobs, producers, strict=True):
         record = orjson.loads(await redis.get(f"arq:job:{job.job_id}"))
         assert producer.context is not None and f"{producer.context.span_id:016x}" in record["tc"]["traceparent"]
+
+
+async def test_an_enqueue_that_finds_its_job_id_queued_says_so_and_leaves_the_job_its_own_trace(
+    spans: InMemorySpanExporter, redis: Redis
+) -> None:
+    first = await JobOptions(job_id="invoice-42").enqueue(flaky_once, invoice_id=42)
+    record = await redis.get("arq:job:invoice-42")
+    again = await JobOptions(job_id="invoice-42").enqueue(flaky_once, invoice_id=42)
+    assert first.created and not again.created
+    assert await redis.get("arq:job:invoice-42") == record, "the queued job keeps its own trace context"
+    created = [
+        (s.attributes or {})["scalr_queue.job.created"]
+        for s in by_name(spans.get_finished_spans(), "enqueue flaky_once")
+    ]
+    assert created == [True, False]
 
 
 async def test_an_enqueue_redis_refuses_ends_its_span_with_the_error(
