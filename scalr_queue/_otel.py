@@ -25,7 +25,7 @@ from ._codec import BadPayload, parse_job
 from ._tracing import INSTRUMENTATION_NAME, TRACE_FIELD
 
 #: what each finish op (see :mod:`scalr_queue._finisher`) means for the attempt that queued it
-OUTCOMES = {"D": "done", "R": "retry", "Q": "requeued", "F": "failed"}
+OUTCOMES = {"D": "done", "R": "retry", "Q": "requeued", "F": "failed", "C": "cancelled"}
 SYSTEM = "scalr_queue"
 
 
