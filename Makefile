@@ -103,6 +103,10 @@ bench: bootstrap ## Run the benchmark (bench/)
 bench-quick: bootstrap ## A short benchmark run, for a quick look
 	$(PY) -m bench.run --quick
 
+.PHONY: bench-tracing
+bench-tracing: bootstrap ## What OpenTelemetry tracing costs per job: enqueue and drain with it off and on
+	$(PY) -m bench.tracing
+
 .PHONY: bench-cancel
 bench-cancel: bootstrap ## Cancel latency of a running job, p50/p99, two real workers (bench/cancel.py)
 	$(PY) -m bench.cancel

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import _scripts
@@ -38,10 +38,12 @@ from ._registry import WorkerInfo, live_workers
 from ._sender import ScriptSender
 from ._settings import QUEUE_NAME_HELP, QUEUE_NAME_RE, Settings, get_settings
 from ._tasks import P, R, TaskFn, TaskSpec
+from ._tracing import configured_tracing
 
 if TYPE_CHECKING:
     from ._cancel import CancelOutcome
     from ._failed import FailedJobs
+    from ._otel import Tracing
 
 T = TypeVar("T")
 
@@ -81,6 +83,13 @@ class QueueClient:
         self._catalog = TaskCatalog(self._pool, tasks)
         self._sender: ScriptSender | None = None
         self._replace_sender: ScriptSender | None = None
+        self._tracing: Tracing | None = None
+        self._tracing_known = False
+
+    def _decide_tracing(self) -> Tracing | None:
+        """At the first enqueue: trace for the client's whole life, or never (see _tracing)."""
+        self._tracing, self._tracing_known = configured_tracing(), True
+        return self._tracing
 
     @property
     def settings(self) -> Settings:
@@ -180,6 +189,17 @@ class QueueClient:
     ) -> Job[Any]:
         """The untyped core of every enqueue: ``_``-prefixed ``kwargs`` are options, the rest the task's."""
         prepared = await self._prepare(task, args, kwargs, options)
+        tracing = self._tracing if self._tracing_known else self._decide_tracing()
+        if tracing is not None:
+            pl = prepared.placement
+
+            def send(payload: bytes) -> Awaitable[Job[Any]]:
+                return self._send(replace(prepared, payload=payload))
+
+            return await tracing.enqueue(prepared.name, pl.job_id, pl.queue, prepared.payload, send)
+        return await self._send(prepared)
+
+    async def _send(self, prepared: _Prepared) -> Job[Any]:
         pl = prepared.placement
         sender = await (self._replacing_sender() if pl.replace else self._enqueue_sender())
         keys, argv = self._script_args(prepared)
@@ -239,6 +259,17 @@ class QueueClient:
         prepared = [await self._prepare(task, (), dict(kwargs)) for task, kwargs in calls]
         if not prepared:
             return []
+        tracing = self._tracing if self._tracing_known else self._decide_tracing()
+        if tracing is not None:
+            jobs = [(p.name, p.placement.job_id, p.placement.queue, p.payload) for p in prepared]
+
+            def send(payloads: list[bytes]) -> Awaitable[list[Job[Any]]]:
+                return self._send_many([replace(p, payload=x) for p, x in zip(prepared, payloads, strict=True)])
+
+            return await tracing.enqueue_many(jobs, send)
+        return await self._send_many(prepared)
+
+    async def _send_many(self, prepared: list[_Prepared]) -> list[Job[Any]]:
         results: list[Any] = [None] * len(prepared)
         doing = f"enqueue_many of {len(prepared)} jobs"
         # replacements go in a pipeline of their own, after the plain ones (one more round trip if mixed)

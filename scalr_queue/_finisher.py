@@ -54,8 +54,12 @@ class Finisher:
         ]
         self._ops: list[Op] = []
         self._flushing: set[asyncio.Task[None]] = set()
+        # told of every op as it is queued, in the ending job's context (tracing records the outcome)
+        self.on_add: Callable[[Op], None] | None = None
 
     def add(self, op: Op) -> None:
+        if self.on_add is not None:
+            self.on_add(op)
         self._ops.append(op)
         if len(self._ops) == 1:
             # wait a moment so the jobs ending around this one share the call: measured, it cut a

@@ -22,6 +22,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        trace_id = record.__dict__.get("trace_id")  # set during a traced attempt (scalr_queue._otel)
+        if trace_id is not None:
+            data["trace_id"] = trace_id
+            data["span_id"] = str(record.__dict__.get("span_id", ""))
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(data).decode()

@@ -22,8 +22,10 @@ import signal
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from functools import partial
+from typing import TYPE_CHECKING
 
 from arq.connections import RedisSettings, log_redis_info
 from arq.worker import Worker
@@ -40,6 +42,10 @@ from ._loader import WorkerConfig
 from ._metrics import WorkerMetrics
 from ._settings import Settings
 from ._tasks import TaskSpec, as_task_spec
+from ._tracing import configured_tracing
+
+if TYPE_CHECKING:
+    from ._otel import Tracing
 
 logger = logging.getLogger("scalr_queue.worker")
 CLAIM_MAX = 500
@@ -110,6 +116,8 @@ class ScalrWorker(JobExecution, Worker):
         self._paused = False
         self.shutdown_requeued = 0
         self.metrics = WorkerMetrics(self.queue)
+        self._tracing: Tracing | None = None
+        self._detach_log_ids: Callable[[], None] | None = None
 
     @property
     def op_timeout(self) -> float:
@@ -221,6 +229,7 @@ class ScalrWorker(JobExecution, Worker):
                 self.metrics.serve(self.settings.metrics_host, self.settings.metrics_port)
             if self.on_startup:
                 await self.on_startup(self.ctx)
+            self._start_tracing()  # after on_startup, which may configure OpenTelemetry
             try:
                 async with asyncio.timeout(self.op_timeout):
                     await self._heartbeat_once()
@@ -237,6 +246,8 @@ class ScalrWorker(JobExecution, Worker):
             await self._claim_loop()
             await self._drain()
         finally:
+            if self._detach_log_ids is not None:
+                self._detach_log_ids()
             for task in self._background:
                 task.cancel()
             await asyncio.gather(*self._background, return_exceptions=True)
@@ -249,6 +260,15 @@ class ScalrWorker(JobExecution, Worker):
             await self._blocking.aclose(close_connection_pool=True)
             await self._listener.aclose(close_connection_pool=True)
             await self.pool.aclose(close_connection_pool=True)
+
+    def _start_tracing(self) -> None:
+        """Trace every attempt when OpenTelemetry is configured (see scalr_queue._tracing)."""
+        self._tracing = configured_tracing()
+        if self._tracing is None:
+            return
+        self.finisher.on_add = self._tracing.outcome
+        self._detach_log_ids = self._tracing.attach_log_ids()
+        logger.info("tracing: a span per attempt, joined to the trace that enqueued the job")
 
     async def _drain(self) -> None:
         if self.tasks:
@@ -369,7 +389,10 @@ class ScalrWorker(JobExecution, Worker):
         loop = asyncio.get_running_loop()
         for job_id_b, raw, job_try in zip(ids, payloads, tries, strict=True):
             job_id = job_id_b.decode()
-            task = loop.create_task(self._run(job_id, raw, int(job_try)))
+            run = self._run(job_id, raw, int(job_try))
+            if self._tracing is not None:
+                run = self._tracing.attempt(run, raw, job_id, int(job_try), self.queue, self.worker_id)
+            task = loop.create_task(run)
             self.tasks[job_id] = task
             task.add_done_callback(partial(self._job_done, job_id))
         return len(ids), (float(nxt) if nxt is not None else None), bool(more)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The core tests against the OLDEST dependency set pyproject.toml allows (make test-lowest).
 #   1. a separate virtualenv at $VENV_LOWEST (default .venv-lowest),
-#   2. every runtime dependency, the web extra and the test runner at the oldest published
+#   2. every runtime dependency, the web and otel extras, the test runner and the OpenTelemetry
+#      SDK the tracing tests export with at the oldest published
 #      release inside its pyproject.toml range (scripts/lowest-requirements.py prints the ranges
 #      from pyproject.toml, uv's --resolution lowest-direct picks the lowest; what they depend on
 #      resolves to the newest that fits, as a user's fresh install would). uv is installed into
@@ -33,8 +34,8 @@ if [[ "$want" != "$have" || ! -x "$PY" ]]; then
     say "creating virtualenv $VENV_LOWEST"
     rm -rf "$VENV_LOWEST"
     "$PYTHON" -m venv "$VENV_LOWEST"
-    "$PYTHON" scripts/lowest-requirements.py --extra web \
-        --pick dev=pytest,pytest-asyncio,pytest-timeout,httpx >"$VENV_LOWEST/requirements-lowest.txt"
+    "$PYTHON" scripts/lowest-requirements.py --extra web --extra otel \
+        --pick dev=pytest,pytest-asyncio,pytest-timeout,httpx,opentelemetry-sdk >"$VENV_LOWEST/requirements-lowest.txt"
     say "installing the lowest allowed versions into $VENV_LOWEST"
     "$PY" -m pip install -q uv
     "$VENV_LOWEST/bin/uv" pip install -q --python "$PY" --resolution lowest-direct \
