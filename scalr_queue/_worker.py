@@ -33,6 +33,7 @@ from ._connection import REDIS_ERRORS, ScalrRedis, aw, create_redis, eval_script
 from ._constants import leases_key, queue_key, wake_key
 from ._execution import JobExecution, now_ms
 from ._finisher import Finisher
+from ._health import WorkerHealth
 from ._loader import WorkerConfig
 from ._metrics import WorkerMetrics
 from ._settings import Settings
@@ -98,6 +99,13 @@ class ScalrWorker(JobExecution, Worker):
         self._outage_since: float | None = None
         self.shutdown_requeued = 0
         self.metrics = WorkerMetrics(self.queue)
+        self.health = WorkerHealth(
+            queue=self.queue,
+            worker_id=self.worker_id,
+            running=lambda: len(self.tasks),
+            max_lag=settings.health_max_lag,
+            heartbeat=settings.health_interval,
+        )
 
     @property
     def op_timeout(self) -> float:
@@ -114,6 +122,7 @@ class ScalrWorker(JobExecution, Worker):
     def request_stop(self, sig: signal.Signals | None = None) -> None:
         """First call: drain (stop claiming, let jobs finish within the grace). Second: cancel now."""
         name = sig.name if sig else "request"
+        self.health.stopping = True
         if self._stop.is_set():
             logger.warning(
                 "second %s: cancelling %d running jobs now (they go back to the queue)", name, len(self.tasks)
@@ -160,6 +169,8 @@ class ScalrWorker(JobExecution, Worker):
     async def run_async(self) -> None:
         """Run until stopped (signal, ``request_stop``) or, in burst mode, until the queue is empty."""
         loop = asyncio.get_running_loop()
+        if self.settings.health_port:
+            self.health.serve(self.settings.health_host, self.settings.health_port)
         if self._signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.request_stop, sig)
@@ -178,6 +189,7 @@ class ScalrWorker(JobExecution, Worker):
         # own pool; with SCALR_QUEUE_TASKS set, it checks against the tasks loaded here, not a re-import
         client = QueueClient(self.settings, tasks=self.specs)
         client.use_redis(self._pool)
+        ticker = loop.create_task(self.health.tick())
         try:
             await self._connect()
             if self._stop.is_set():
@@ -222,10 +234,13 @@ class ScalrWorker(JobExecution, Worker):
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
             self.metrics.stop()
+            ticker.cancel()
+            self.health.stop()
             await self._blocking.aclose(close_connection_pool=True)
             await self.pool.aclose(close_connection_pool=True)
 
     async def _drain(self) -> None:
+        self.health.stopping = True
         if self.tasks:
             _done, pending = await asyncio.wait(list(self.tasks.values()), timeout=self.settings.shutdown_grace)
             if pending:
@@ -320,6 +335,7 @@ class ScalrWorker(JobExecution, Worker):
     def _redis_down(self, exc: BaseException) -> None:
         if self._outage_since is None:
             self._outage_since = time.monotonic()
+            self.health.redis_failed()
             self.metrics.disruptions.labels(self.queue).inc()
             logger.error(
                 "lost Redis at %s (%s); retrying",
@@ -332,6 +348,7 @@ class ScalrWorker(JobExecution, Worker):
             took = time.monotonic() - self._outage_since
             logger.info("Redis is back after %.2fs", took)
             self._outage_since = None
+            self.health.redis_answered()
 
     async def _claim(self, count: int) -> tuple[int, float | None, bool]:
         args = [now_ms(), count, int(self.settings.lease * 1000), self.worker_id]
@@ -411,6 +428,8 @@ class ScalrWorker(JobExecution, Worker):
             "tasks": {name: spec.signature.to_json() for name, spec in self.specs.items()},
         }
         ready, failed = await _registry.publish(self.pool, self.queue, entry, self.settings.health_interval * 3, info)
+        self._redis_ok()  # a worker whose slots are all busy claims nothing: the heartbeat says Redis is back
+        self.health.redis_answered()
         self.metrics.running.labels(self.queue).set(running)
         self.metrics.ready.labels(self.queue).set(ready)
         self.metrics.failed_set.labels(self.queue).set(failed)
