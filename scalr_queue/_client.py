@@ -29,6 +29,7 @@ from ._errors import JobOptionsError, PayloadError
 from ._job import Job
 from ._options import DEFAULT, JobOptions, Placement
 from ._pool import LoopPool
+from ._producer_metrics import producer_metrics
 from ._registry import WorkerInfo, live_workers
 from ._sender import ScriptSender
 from ._settings import Settings, get_settings
@@ -155,6 +156,8 @@ class QueueClient:
         keys, argv = self._script_args(prepared)
         written = await self._pool.run(sender.call(keys, argv), f"enqueue {prepared.name!r}")
         pl = prepared.placement
+        if written:
+            producer_metrics().count(pl.queue, prepared.name)
         return Job(pl.job_id, pl.queue, self, created=bool(written), task=prepared.name)
 
     @overload
@@ -216,6 +219,10 @@ class QueueClient:
         for r in results:
             if isinstance(r, Exception):
                 raise unavailable(r, self.settings, f"enqueue_many of {len(prepared)} jobs")
+        counter = producer_metrics()
+        for p, r in zip(prepared, results, strict=True):
+            if r:
+                counter.count(p.placement.queue, p.name)
         return [
             Job(p.placement.job_id, p.placement.queue, self, created=bool(r), task=p.name)
             for p, r in zip(prepared, results, strict=True)

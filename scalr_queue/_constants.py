@@ -31,6 +31,8 @@ WORKERS_PREFIX = "scalr:workers:"
 FAILED_PREFIX = "scalr:failed:"
 # hash job-id -> JSON failure record, paired with the sorted set above
 FAILED_JOBS_PREFIX = "scalr:failed-jobs:"
+# id of the one worker that exports the queue's depth metrics; PX = 3 heartbeats, renewed by it
+REPORTER_PREFIX = "scalr:reporter:"
 
 DEFAULT_QUEUE = "default"
 
@@ -57,6 +59,10 @@ def failed_key(queue: str) -> str:
 
 def failed_jobs_key(queue: str) -> str:
     return FAILED_JOBS_PREFIX + queue
+
+
+def reporter_key(queue: str) -> str:
+    return REPORTER_PREFIX + queue
 
 
 def health_check_key(queue: str) -> str:

@@ -69,7 +69,7 @@ class JobExecution:
             job_id, job, job_try, reason, {"type": kind, "message": reason, "traceback": ""}, start, raw=raw
         )
 
-    async def _run(self, job_id: str, raw: bytes | None, job_try: int) -> None:
+    async def _run(self, job_id: str, raw: bytes | None, job_try: int, due_ms: int | None = None) -> None:
         start = now_ms()
         if raw is None:
             reason = "job payload is missing (it expired or was deleted before a worker took it)"
@@ -101,6 +101,9 @@ class JobExecution:
             logger.error("job %s:%s refused: %s", job_id, name, exc)
             await self._fail(job_id, job, job_try, str(exc), error_record(exc), start)
             return
+        if due_ms is not None:
+            # how late this attempt starts; only for attempts that run (not refused or put back)
+            self.metrics.task(name).punctuality.observe(max(0, start - due_ms) / 1000)
         await self._execute(job_id, job, spec, kwargs, job_try, start)
 
     async def _execute(

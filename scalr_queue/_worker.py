@@ -26,7 +26,7 @@ from functools import partial
 from arq.connections import RedisSettings, log_redis_info
 from arq.worker import Worker
 
-from . import _registry, _scripts
+from . import _depth, _registry, _scripts
 from ._client import QueueClient
 from ._codec import dumps, loads
 from ._connection import REDIS_ERRORS, ScalrRedis, aw, create_redis, eval_script, is_permission_error, unavailable
@@ -97,6 +97,7 @@ class ScalrWorker(JobExecution, Worker):
         self._blocking: ScalrRedis | None = None
         self._background: list[asyncio.Task[None]] = []
         self._outage_since: float | None = None
+        self._leases_lost: set[str] = set()  # running jobs whose lease went elsewhere, counted once each
         self.shutdown_requeued = 0
         self.metrics = WorkerMetrics(self.queue)
         self.health = WorkerHealth(
@@ -262,6 +263,8 @@ class ScalrWorker(JobExecution, Worker):
     async def _say_goodbye(self) -> None:
         try:
             await _registry.remove(self.pool, self.queue, self.worker_id)
+            if self.settings.metrics_port:
+                await _depth.release(self.pool, self.queue, self.worker_id)
             await self.pool.delete(self.health_check_key)
             if self.on_shutdown:
                 await self.on_shutdown(self.ctx)
@@ -354,17 +357,18 @@ class ScalrWorker(JobExecution, Worker):
         args = [now_ms(), count, int(self.settings.lease * 1000), self.worker_id]
         keys = [self.queue_name, wake_key(self.queue), leases_key(self.queue)]
         async with asyncio.timeout(self.op_timeout):
-            ids, payloads, tries, nxt, more = await eval_script(self.pool, _scripts.CLAIM, keys, args)
+            ids, payloads, tries, nxt, more, dues = await eval_script(self.pool, _scripts.CLAIM, keys, args)
         loop = asyncio.get_running_loop()
-        for job_id_b, raw, job_try in zip(ids, payloads, tries, strict=True):
+        for job_id_b, raw, job_try, due in zip(ids, payloads, tries, dues, strict=True):
             job_id = job_id_b.decode()
-            task = loop.create_task(self._run(job_id, raw, int(job_try)))
+            task = loop.create_task(self._run(job_id, raw, int(job_try), int(float(due))))
             self.tasks[job_id] = task
             task.add_done_callback(partial(self._job_done, job_id))
         return len(ids), (float(nxt) if nxt is not None else None), bool(more)
 
     def _job_done(self, job_id: str, _task: asyncio.Task[None]) -> None:
         self.tasks.pop(job_id, None)
+        self._leases_lost.discard(job_id)
         self._slot_freed.set()
 
     # -- background: leases, health, registry, cron ----------------------------------------
@@ -384,13 +388,18 @@ class ScalrWorker(JobExecution, Worker):
             except REDIS_ERRORS as exc:
                 self._redis_down(exc)
                 continue
-            for job_id in lost:
-                if job_id.decode() not in self.tasks:
+            for raw_id in lost:
+                job_id = raw_id.decode()
+                if job_id not in self.tasks:
                     continue  # it finished while the renewal was in flight: its lease is gone on purpose
+                if job_id in self._leases_lost:
+                    continue  # counted and logged once already
+                self._leases_lost.add(job_id)
+                self.metrics.lease_losses.labels(self.queue).inc()
                 logger.warning(
                     "lease lost on job %s (this worker was paused or cut off for longer than the "
                     "lease): another worker may run it too",
-                    job_id.decode(),
+                    job_id,
                 )
 
     async def _heartbeat_loop(self) -> None:
@@ -427,9 +436,10 @@ class ScalrWorker(JobExecution, Worker):
             "started_ms": self.started_ms,
             "tasks": {name: spec.signature.to_json() for name, spec in self.specs.items()},
         }
-        ready, failed = await _registry.publish(self.pool, self.queue, entry, self.settings.health_interval * 3, info)
+        ttl = self.settings.health_interval * 3
+        await _registry.publish(self.pool, self.queue, entry, ttl, info)
         self._redis_ok()  # a worker whose slots are all busy claims nothing: the heartbeat says Redis is back
         self.health.redis_answered()
         self.metrics.running.labels(self.queue).set(running)
-        self.metrics.ready.labels(self.queue).set(ready)
-        self.metrics.failed_set.labels(self.queue).set(failed)
+        if self.settings.metrics_port:  # only a worker that exports metrics may be the queue's reporter
+            self.metrics.report_depth(await _depth.report(self.pool, self.queue, self.worker_id, ttl))
