@@ -95,6 +95,9 @@ class WorkerMetrics:
         self.workers = Gauge(
             "scalr_queue_workers", "Live workers serving the queue (heartbeat seen)", ["queue"], registry=self.registry
         )
+        # zero from the start, so rate() and increase() see the first loss or outage
+        self.lease_losses.labels(queue)
+        self.disruptions.labels(queue)
         # what this process enqueues (from tasks and cron) shows here as well as in its own registry
         self.registry.register(producer_metrics().enqueued)
 
