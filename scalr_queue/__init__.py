@@ -42,6 +42,7 @@ from ._errors import (
 from ._failed import FailedJob, FailedJobs, PurgeAllReport, RetryAllReport
 from ._job import Job, JobInfo, JobStatus
 from ._options import JobOptions
+from ._producer_metrics import metrics_registry
 from ._registry import WorkerInfo
 from ._settings import Settings, get_settings
 from ._tasks import TaskSpec, task
@@ -85,6 +86,7 @@ __all__ = [
     "get_client",
     "get_job",
     "get_settings",
+    "metrics_registry",
     "pause",
     "queue_stats",
     "resume",

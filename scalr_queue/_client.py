@@ -34,6 +34,7 @@ from ._errors import ConfigurationError, JobOptionsError, PayloadError
 from ._job import Job
 from ._options import DEFAULT, JobOptions, Placement
 from ._pool import LoopPool
+from ._producer_metrics import producer_metrics
 from ._registry import WorkerInfo, live_workers
 from ._sender import ScriptSender
 from ._settings import QUEUE_NAME_HELP, QUEUE_NAME_RE, Settings, get_settings
@@ -204,6 +205,8 @@ class QueueClient:
         sender = await (self._replacing_sender() if pl.replace else self._enqueue_sender())
         keys, argv = self._script_args(prepared)
         written = await self._pool.run(sender.call(keys, argv), f"enqueue {prepared.name!r}")
+        if written:
+            producer_metrics().count(pl.queue, prepared.name)
         return Job(pl.job_id, pl.queue, self, created=written == 1, task=prepared.name)
 
     @overload
@@ -284,6 +287,10 @@ class QueueClient:
                 if isinstance(r, Exception):
                     raise unavailable(r, self.settings, doing)
                 results[i] = r
+        counter = producer_metrics()
+        for p, r in zip(prepared, results, strict=True):
+            if r:
+                counter.count(p.placement.queue, p.name)
         return [
             Job(p.placement.job_id, p.placement.queue, self, created=r == 1, task=p.name)
             for p, r in zip(prepared, results, strict=True)

@@ -43,6 +43,8 @@ CANCEL_CHANNEL_PREFIX = "scalr:cancel:"
 PROGRESS_PREFIX = "scalr:progress:"
 # arq's own sorted set of job ids to abort (``arq.jobs.Job.abort()``), shared by every queue
 ARQ_ABORT_KEY = "arq:abort"
+# id of the one worker that exports the queue's depth metrics; PX = 3 heartbeats, renewed by it
+REPORTER_PREFIX = "scalr:reporter:"
 
 DEFAULT_QUEUE = "default"
 
@@ -73,6 +75,10 @@ def failed_jobs_key(queue: str) -> str:
 
 def paused_key(queue: str) -> str:
     return PAUSED_PREFIX + queue
+
+
+def reporter_key(queue: str) -> str:
+    return REPORTER_PREFIX + queue
 
 
 def health_check_key(queue: str) -> str:

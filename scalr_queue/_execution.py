@@ -77,14 +77,14 @@ class JobExecution:
             job_id, job, job_try, reason, {"type": kind, "message": reason, "traceback": ""}, start, raw=raw
         )
 
-    async def _run(self, job_id: str, raw: bytes | None, job_try: int) -> None:
+    async def _run(self, job_id: str, raw: bytes | None, job_try: int, due_ms: int | None = None) -> None:
         """Run a claimed job; a cancel request, even one heard before the claim's reply, ends it cancelled."""
         if self._heard.pop(job_id) and await self._still_marked(job_id):
             self._cancelling.setdefault(job_id, None)
             self._finish_cancelled(job_id)
             return
         try:
-            await self._run_claimed(job_id, raw, job_try)
+            await self._run_claimed(job_id, raw, job_try, due_ms)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if job_id not in self._cancelling or task is None:
@@ -110,7 +110,7 @@ class JobExecution:
         suffix = cancel_suffix(job_id, self.queue, reason, now_ms())
         self.finisher.add(("C", job_id, suffix, "", int(self.keep_result_s * 1000)))
 
-    async def _run_claimed(self, job_id: str, raw: bytes | None, job_try: int) -> None:
+    async def _run_claimed(self, job_id: str, raw: bytes | None, job_try: int, due_ms: int | None = None) -> None:
         start = now_ms()
         if raw is None:
             reason = "job payload is missing (it expired or was deleted before a worker took it)"
@@ -142,6 +142,9 @@ class JobExecution:
             logger.error("job %s:%s refused: %s", job_id, name, exc)
             await self._fail(job_id, job, job_try, str(exc), error_record(exc), start)
             return
+        if due_ms is not None:
+            # how late this attempt starts; only for attempts that run (not refused or put back)
+            self.metrics.task(name).punctuality.observe(max(0, start - due_ms) / 1000)
         await self._execute(job_id, job, spec, kwargs, job_try, start)
 
     async def _execute(

@@ -67,24 +67,28 @@ return 1
 """)
 
 # KEYS: queue, wake, leases, paused. ARGV: now_ms, count, lease_ms, worker_id, recheck_ms
-# Returns {ids, payloads, tries, next_score|nil, more(0|1), paused(0|1)}. A paused queue hands out
-# nothing (running jobs finish; enqueues still land). A due id whose lease is held and that has a
-# replacement waiting (NEXT) stays queued and is looked at again after recheck_ms; once claimed
-# with its payload gone (its predecessor finished), the replacement becomes the job.
+# Returns {ids, payloads, tries, next_score|nil, more(0|1), dues[, paused]}: dues[i] is the score ids[i]
+# had, the time it was due (enqueued, deferred to, retry backoff end, or a dead worker's lease end).
+# A paused queue hands out nothing and says so (running jobs finish; enqueues still land). A due id
+# whose lease is held and that has a replacement waiting (NEXT) stays queued and is looked at again
+# after recheck_ms; once claimed with its payload gone (its predecessor finished), the replacement
+# becomes the job.
 CLAIM = _lua(
     """
-if redis.call('EXISTS', KEYS[4]) == 1 then return {{}, {}, {}, false, 0, 1} end
+if redis.call('EXISTS', KEYS[4]) == 1 then return {{}, {}, {}, false, 0, {}, 1} end
 local now = tonumber(ARGV[1])
 local count = tonumber(ARGV[2])
 local lease = tonumber(ARGV[3])
-local claimed, fromq = {}, {}
+local claimed, fromq, dues = {}, {}, {}
 local more = 0
 -- 1. jobs whose worker died: their lease ran out. They were claimed first, so they go first.
-local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, count)
-for _, id in ipairs(expired) do
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'WITHSCORES', 'LIMIT', 0, count)
+for e = 1, #expired, 2 do
+  local id = expired[e]
   local ip = '@IP@' .. id
   if redis.call('SET', ip, ARGV[4], 'NX', 'PX', lease) then
     claimed[#claimed + 1] = id
+    dues[#claimed] = expired[e + 1]
   else
     -- a live worker holds it and its renewal is on the way: follow the lease, never spin on it
     local ttl = redis.call('PTTL', ip)
@@ -94,12 +98,14 @@ for _, id in ipairs(expired) do
 end
 -- 2. due jobs from the queue; one more than needed tells whether to wake another worker
 if #claimed < count then
-  local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, count - #claimed + 1)
-  for _, id in ipairs(ids) do
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, count - #claimed + 1)
+  for q = 1, #ids, 2 do
+    local id = ids[q]
     if #claimed >= count then more = 1 break end
     if redis.call('SET', '@IP@' .. id, ARGV[4], 'NX', 'PX', lease) then
       fromq[#fromq + 1] = id
       claimed[#claimed + 1] = id
+      dues[#claimed] = ids[q + 1]
     else
       local ttl = redis.call('PTTL', '@IP@' .. id)
       if ttl < 0 then ttl = lease end
@@ -112,7 +118,7 @@ if #claimed < count then
       end
     end
   end
-elseif #expired == count then
+elseif #expired == 2 * count then
   more = 1
 end
 local payloads, tries = {}, {}
@@ -158,7 +164,7 @@ if #claimed < count then
   if q[2] then nxt = q[2] end
   if l[2] and (not nxt or tonumber(l[2]) < tonumber(nxt)) then nxt = l[2] end
 end
-return {claimed, payloads, tries, nxt, more}
+return {claimed, payloads, tries, nxt, more, dues}
 """,
     allow_oom=True,
 )

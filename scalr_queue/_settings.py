@@ -144,6 +144,20 @@ class Settings(BaseSettings):
         None, ge=1, le=65535, description="serve Prometheus metrics from the worker on this port; unset: off"
     )
     metrics_host: str = Field("127.0.0.1", description="address the metrics port binds (loopback unless you open it)")
+    health_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="serve the worker's `/healthz` (200 healthy, 503 with the reason) on this port; unset: off",
+    )
+    health_host: str = Field(
+        "127.0.0.1",
+        description="address the health port binds (loopback; `0.0.0.0` in a container probed from outside)",
+    )
+    health_max_lag: Duration = Field(
+        5.0,
+        description="`/healthz` answers 503 once the worker's event loop has not run for this long (a blocked loop)",
+    )
 
     @field_validator("redis_url")
     @classmethod
@@ -157,7 +171,9 @@ class Settings(BaseSettings):
             raise ValueError(f"expected {QUEUE_NAME_HELP}")
         return value
 
-    @field_validator("job_timeout", "retry_delay", "lease", "poll_interval", "health_interval", "redis_timeout")
+    @field_validator(
+        "job_timeout", "retry_delay", "lease", "poll_interval", "health_interval", "redis_timeout", "health_max_lag"
+    )
     @classmethod
     def _positive(cls, value: float) -> float:
         if value <= 0:

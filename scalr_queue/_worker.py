@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from arq.connections import RedisSettings, log_redis_info
 from arq.worker import Worker
 
-from . import _registry, _scripts
+from . import _depth, _registry, _scripts
 from ._cancel_watch import CancelWatcher, HeardCancels
 from ._client import QueueClient
 from ._codec import dumps, loads
@@ -38,6 +38,7 @@ from ._connection import REDIS_ERRORS, ScalrRedis, aw, create_redis, eval_script
 from ._constants import cancels_key, leases_key, paused_key, queue_key, wake_key
 from ._execution import JobExecution, now_ms
 from ._finisher import Finisher
+from ._health import WorkerHealth
 from ._loader import WorkerConfig
 from ._metrics import WorkerMetrics
 from ._settings import Settings
@@ -113,9 +114,17 @@ class ScalrWorker(JobExecution, Worker):
         self.cancel_watcher: CancelWatcher | None = None
         self._background: list[asyncio.Task[None]] = []
         self._outage_since: float | None = None
+        self._leases_lost: set[str] = set()  # running jobs whose lease went elsewhere, counted once each
         self._paused = False
         self.shutdown_requeued = 0
         self.metrics = WorkerMetrics(self.queue)
+        self.health = WorkerHealth(
+            queue=self.queue,
+            worker_id=self.worker_id,
+            running=lambda: len(self.tasks),
+            max_lag=settings.health_max_lag,
+            heartbeat=settings.health_interval,
+        )
         self._tracing: Tracing | None = None
         self._detach_log_ids: Callable[[], None] | None = None
 
@@ -134,6 +143,7 @@ class ScalrWorker(JobExecution, Worker):
     def request_stop(self, sig: signal.Signals | None = None) -> None:
         """First call: drain (stop claiming, let jobs finish within the grace). Second: cancel now."""
         name = sig.name if sig else "request"
+        self.health.stopping = True
         if self._stop.is_set():
             logger.warning(
                 "second %s: cancelling %d running jobs now (they go back to the queue)", name, len(self.tasks)
@@ -180,6 +190,8 @@ class ScalrWorker(JobExecution, Worker):
     async def run_async(self) -> None:
         """Run until stopped (signal, ``request_stop``) or, in burst mode, until the queue is empty."""
         loop = asyncio.get_running_loop()
+        if self.settings.health_port:
+            self.health.serve(self.settings.health_host, self.settings.health_port)
         if self._signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.request_stop, sig)
@@ -208,6 +220,7 @@ class ScalrWorker(JobExecution, Worker):
         # own pool; with SCALR_QUEUE_TASKS set, it checks against the tasks loaded here, not a re-import
         client = QueueClient(self.settings, tasks=self.specs)
         client.use_redis(self._pool)
+        ticker = loop.create_task(self.health.tick())
         try:
             await self._connect()
             if self._stop.is_set():
@@ -257,6 +270,8 @@ class ScalrWorker(JobExecution, Worker):
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
             self.metrics.stop()
+            ticker.cancel()
+            self.health.stop()
             await self._blocking.aclose(close_connection_pool=True)
             await self._listener.aclose(close_connection_pool=True)
             await self.pool.aclose(close_connection_pool=True)
@@ -271,6 +286,7 @@ class ScalrWorker(JobExecution, Worker):
         logger.info("tracing: a span per attempt, joined to the trace that enqueued the job")
 
     async def _drain(self) -> None:
+        self.health.stopping = True
         if self.tasks:
             _done, pending = await asyncio.wait(list(self.tasks.values()), timeout=self.settings.shutdown_grace)
             if pending:
@@ -292,6 +308,8 @@ class ScalrWorker(JobExecution, Worker):
     async def _say_goodbye(self) -> None:
         try:
             await _registry.remove(self.pool, self.queue, self.worker_id)
+            if self.settings.metrics_port:
+                await _depth.release(self.pool, self.queue, self.worker_id)
             await self.pool.delete(self.health_check_key)
             if self.on_shutdown:
                 await self.on_shutdown(self.ctx)
@@ -365,6 +383,7 @@ class ScalrWorker(JobExecution, Worker):
     def _redis_down(self, exc: BaseException) -> None:
         if self._outage_since is None:
             self._outage_since = time.monotonic()
+            self.health.redis_failed()
             self.metrics.disruptions.labels(self.queue).inc()
             logger.error(
                 "lost Redis at %s (%s); retrying",
@@ -377,19 +396,20 @@ class ScalrWorker(JobExecution, Worker):
             took = time.monotonic() - self._outage_since
             logger.info("Redis is back after %.2fs", took)
             self._outage_since = None
+            self.health.redis_answered()
 
     async def _claim(self, count: int) -> tuple[int, float | None, bool]:
         args = [now_ms(), count, int(self.settings.lease * 1000), self.worker_id, REPLACEMENT_RECHECK_MS]
         keys = [self.queue_name, wake_key(self.queue), leases_key(self.queue), paused_key(self.queue)]
         async with asyncio.timeout(self.op_timeout):
-            ids, payloads, tries, nxt, more, *paused = await eval_script(self.pool, _scripts.CLAIM, keys, args)
+            ids, payloads, tries, nxt, more, dues, *paused = await eval_script(self.pool, _scripts.CLAIM, keys, args)
         if bool(paused) != self._paused:
             self._paused = bool(paused)
             logger.info("queue %r %s", self.queue, "paused: claiming nothing until resumed" if paused else "resumed")
         loop = asyncio.get_running_loop()
-        for job_id_b, raw, job_try in zip(ids, payloads, tries, strict=True):
+        for job_id_b, raw, job_try, due in zip(ids, payloads, tries, dues, strict=True):
             job_id = job_id_b.decode()
-            run = self._run(job_id, raw, int(job_try))
+            run = self._run(job_id, raw, int(job_try), int(float(due)))
             if self._tracing is not None:
                 run = self._tracing.attempt(run, raw, job_id, int(job_try), self.queue, self.worker_id)
             task = loop.create_task(run)
@@ -401,6 +421,7 @@ class ScalrWorker(JobExecution, Worker):
         self.tasks.pop(job_id, None)
         if task.cancelled() and job_id in self._cancelling:
             self._finish_cancelled(job_id)  # cancelled before its first step: _run never saw it
+        self._leases_lost.discard(job_id)
         self._slot_freed.set()
 
     def cancel_locally(self, job_id: str, reason: str | None) -> None:
@@ -434,13 +455,18 @@ class ScalrWorker(JobExecution, Worker):
                 continue
             for job_id in marked:  # a cancel whose publish this worker missed (e.g. a job taken over)
                 self.cancel_locally(job_id.decode(), None)
-            for job_id in lost:
-                if job_id.decode() not in self.tasks:
+            for raw_id in lost:
+                job_id = raw_id.decode()
+                if job_id not in self.tasks:
                     continue  # it finished while the renewal was in flight: its lease is gone on purpose
+                if job_id in self._leases_lost:
+                    continue  # counted and logged once already
+                self._leases_lost.add(job_id)
+                self.metrics.lease_losses.labels(self.queue).inc()
                 logger.warning(
                     "lease lost on job %s (this worker was paused or cut off for longer than the "
                     "lease): another worker may run it too",
-                    job_id.decode(),
+                    job_id,
                 )
 
     async def _heartbeat_loop(self) -> None:
@@ -477,7 +503,10 @@ class ScalrWorker(JobExecution, Worker):
             "started_ms": self.started_ms,
             "tasks": {name: spec.signature.to_json() for name, spec in self.specs.items()},
         }
-        ready, failed = await _registry.publish(self.pool, self.queue, entry, self.settings.health_interval * 3, info)
+        ttl = self.settings.health_interval * 3
+        await _registry.publish(self.pool, self.queue, entry, ttl, info)
+        self._redis_ok()  # a worker whose slots are all busy claims nothing: the heartbeat says Redis is back
+        self.health.redis_answered()
         self.metrics.running.labels(self.queue).set(running)
-        self.metrics.ready.labels(self.queue).set(ready)
-        self.metrics.failed_set.labels(self.queue).set(failed)
+        if self.settings.metrics_port:  # only a worker that exports metrics may be the queue's reporter
+            self.metrics.report_depth(await _depth.report(self.pool, self.queue, self.worker_id, ttl))

@@ -1,4 +1,4 @@
-"""``python -m scalr_queue.worker MODULE[:ATTR] [--queue Q] [--concurrency N] [--burst] [--check]``.
+"""``python -m scalr_queue.worker MODULE[:ATTR] [--queue Q] [--concurrency N] [--burst] [--health-port P] [--check]``.
 
 Exit codes: 0 clean stop (or ``--check`` healthy), 1 ``--check`` unhealthy, 2 a user mistake
 (bad module, bad setting) reported in one line.
@@ -30,6 +30,13 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--queue", help="queue to serve (default: SCALR_QUEUE_QUEUE_NAME or 'default')")
     parser.add_argument("--concurrency", type=int, help="jobs run at once (default: SCALR_QUEUE_CONCURRENCY=10)")
     parser.add_argument("--burst", action="store_true", help="exit once the queue is empty")
+    parser.add_argument(
+        "--health-port",
+        type=int,
+        metavar="PORT",
+        help="serve GET /healthz on this port: 200 while healthy, 503 with the reason "
+        "(default: SCALR_QUEUE_HEALTH_PORT; unset: off)",
+    )
     parser.add_argument(
         "--check",
         action="store_true",
@@ -68,6 +75,11 @@ def run(args: argparse.Namespace, prog: str = PROG) -> int:
             raise ConfigurationError(f"--queue {args.queue!r} is not valid: expected {QUEUE_NAME_HELP}")
         if args.concurrency is not None and not 1 <= args.concurrency <= 10_000:
             raise ConfigurationError(f"--concurrency {args.concurrency} is out of range: expected 1 to 10000")
+        health_port = getattr(args, "health_port", None)
+        if health_port is not None:
+            if not 1 <= health_port <= 65535:
+                raise ConfigurationError(f"--health-port {health_port} is out of range: expected 1 to 65535")
+            settings = settings.model_copy(update={"health_port": health_port})
         configure_logging(settings)
         if args.check:
             return asyncio.run(check_health(args.module, args.queue or settings.queue_name))
@@ -91,6 +103,9 @@ def run(args: argparse.Namespace, prog: str = PROG) -> int:
         asyncio.run(main())
     except KeyboardInterrupt:  # pragma: no cover - signal handlers normally catch this first
         return 130
+    except ScalrQueueError as exc:  # found once running, e.g. a health port already taken
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return exit_code(exc)
     except RedisError as exc:
         if not is_permission_error(exc):
             raise

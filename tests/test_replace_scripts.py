@@ -148,6 +148,7 @@ async def test_a_paused_queue_hands_out_nothing_until_resumed_and_resume_wakes_a
         [],
         None,
         0,
+        [],
         1,
     ]
     assert await redis.zscore(QUEUE, "a") == NOW - 1, "the job stays queued"

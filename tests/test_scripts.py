@@ -39,7 +39,7 @@ def ip(job_id: str) -> str:
 
 
 async def claim(redis: Redis, count: int = 10, now: int = NOW) -> tuple[list[str], list[Any], list[int], Any, int]:
-    ids, payloads, tries, nxt, more = await eval_script(
+    ids, payloads, tries, nxt, more, _dues, *_paused = await eval_script(
         redis, _scripts.CLAIM, [QUEUE, WAKE, LEASES, paused_key(Q)], [now, count, LEASE, ME, 200]
     )
     return [i.decode() for i in ids], payloads, [int(t) for t in tries], nxt, int(more)
@@ -147,6 +147,22 @@ async def test_claim_returns_a_missing_payload_as_none(redis: Redis) -> None:
     await redis.zadd(QUEUE, {"ghost": NOW - 1})
     ids, payloads, tries, _, _ = await claim(redis)
     assert (ids, payloads, tries) == (["ghost"], [None], [1])
+
+
+async def test_claim_returns_when_each_job_was_due_for_the_punctuality_metric(redis: Redis) -> None:
+    await leased(redis, "orphan", None, NOW - 700)  # due again since its lease ran out
+    await queued(redis, "early", score=NOW - 3_000)
+    await queued(redis, "skipped", score=NOW - 2_000)
+    await redis.set(ip("skipped"), OTHER, px=4_000)  # leased already: not claimed, no due time
+    await queued(redis, "late", score=NOW - 1_000)
+    ids, _, _, _, _, dues = await eval_script(
+        redis, _scripts.CLAIM, [QUEUE, WAKE, LEASES, paused_key(Q)], [NOW, 10, LEASE, ME, 200]
+    )
+    assert dict(zip([i.decode() for i in ids], [int(float(d)) for d in dues], strict=True)) == {
+        "orphan": NOW - 700,
+        "early": NOW - 3_000,
+        "late": NOW - 1_000,
+    }
 
 
 async def test_claim_with_nothing_due_returns_the_earliest_of_queue_and_leases(redis: Redis) -> None:

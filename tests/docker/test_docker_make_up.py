@@ -16,7 +16,7 @@ from docker_support import Stack, docker, inspect, strip_ansi, wait_health
 
 
 def test_make_up_brings_backend_and_worker_to_healthy(stack: Stack) -> None:
-    # The shipped intervals: the backend checks every 15 s, the worker every 30 s.
+    # The shipped intervals: the backend and the worker each check every 15 s.
     wait_health(("scalr-redis", "template-app-backend", "template-app-worker"), "healthy", timeout=120)
     assert inspect("template-app-worker", "{{json .Config.Cmd}}") == '["python","-m","scalr_queue.worker","src.worker"]'
 

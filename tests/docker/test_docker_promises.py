@@ -169,7 +169,7 @@ def test_compose_stop_past_the_shutdown_grace_puts_the_job_back(stack: Stack, ov
 
 
 def test_healthchecks_turn_unhealthy_when_redis_stops_and_recover(stack: Stack, override_dir: Path) -> None:
-    # Shipped: every 15 s (backend) and 30 s (worker), 3 retries; fast here, same probes.
+    # Shipped: every 15 s, 3 retries; fast here, same probes.
     fast_check = {"interval": "1s", "timeout": "10s", "retries": 2, "start_period": "0s"}
     fast = write_override(
         override_dir / "fast-health.yml",

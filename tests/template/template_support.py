@@ -95,11 +95,18 @@ def dockerfile_healthcheck(port: int) -> list[str]:
     return [sys.executable, *[a.replace("127.0.0.1:8000/", f"127.0.0.1:{port}/") for a in argv[1:]]]
 
 
-def compose_worker_healthcheck() -> list[str]:
+def compose_worker_health_port() -> int:
+    compose = load_compose(TEMPLATE / "docker-compose.yml", uncomment_worker=True)
+    return int(compose["services"]["worker"]["environment"]["SCALR_QUEUE_HEALTH_PORT"])
+
+
+def compose_worker_healthcheck(port: int) -> list[str]:
+    """The compose worker's HEALTHCHECK command, pointed at a test port instead of its own."""
     compose = load_compose(TEMPLATE / "docker-compose.yml", uncomment_worker=True)
     test = compose["services"]["worker"]["healthcheck"]["test"]
     assert test[:2] == ["CMD", "python"]
-    return [sys.executable, *test[2:]]
+    shipped = f"127.0.0.1:{compose_worker_health_port()}/"
+    return [sys.executable, *[a.replace(shipped, f"127.0.0.1:{port}/") for a in test[2:]]]
 
 
 def compose_worker_command() -> list[str]:
@@ -200,6 +207,7 @@ class Stack:
     procs: list[Proc] = field(default_factory=list)
     base_url: str = ""
     port: int = 0
+    worker_health_port: int = 0
     http: httpx.Client | None = None
 
     def start_backend(self) -> Proc:
@@ -219,7 +227,10 @@ class Stack:
         return proc
 
     def start_worker(self) -> Proc:
-        proc = Proc("worker", worker_argv(), BACKEND, self.env, self.log_dir)
+        """The compose worker, its health endpoint on a free loopback port (``worker_health_port``)."""
+        self.worker_health_port = free_port()
+        env = {**self.env, "SCALR_QUEUE_HEALTH_PORT": str(self.worker_health_port)}
+        proc = Proc("worker", worker_argv(), BACKEND, env, self.log_dir)
         self.procs.append(proc)
         return proc
 

@@ -48,9 +48,29 @@ def test_invoice_email_job_runs_to_complete_through_the_worker(stack: Stack) -> 
 
     assert http.get("/jobs/not-a-job").status_code == 404
 
-    # the healthchecks Docker would run: the image's (backend) and the compose worker's --check
+    # the healthchecks Docker would run: the image's (backend) and the compose worker's /healthz
     assert healthcheck(stack, dockerfile_healthcheck(stack.port)) == 0
-    assert healthcheck(stack, compose_worker_healthcheck()) == 0
+    wait_until(
+        lambda: healthcheck(stack, compose_worker_healthcheck(stack.worker_health_port)) == 0,
+        15,
+        "the compose worker's healthcheck to pass",
+    )
+    # and `--check` (asks Redis whether a worker of the module reported) still answers
+    assert healthcheck(stack, [sys.executable, "-m", "scalr_queue.worker", "src.worker", "--check"]) == 0
+
+
+def test_backend_serves_the_jobs_it_enqueued_on_metrics(stack: Stack) -> None:
+    """The producer's own count: no worker runs here, and no Redis call counts it."""
+    stack.start_backend()
+    http = stack.client()
+    sample = 'scalr_queue_jobs_enqueued_total{queue="default",task="send_invoice_email"}'
+    assert sample not in http.get("/metrics").text
+    for invoice in (1, 2, 3):
+        assert http.post(f"/invoices/{invoice}/send").status_code == 202
+    response = http.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    assert f"{sample} 3.0" in response.text
+    assert "/metrics" not in http.get("/openapi.json").json()["paths"], "not part of the API contract"
 
 
 def test_failing_task_retries_then_lands_in_the_failed_set(stack: Stack) -> None:

@@ -23,6 +23,7 @@ from template_support import (
     TEMPLATE,
     clean_env,
     compose_worker_command,
+    compose_worker_health_port,
     dockerfile_cmd,
     dockerfile_commands,
     duration_seconds,
@@ -108,8 +109,18 @@ def test_worker_stop_grace_outlasts_its_job_timeout_and_drain(app: dict) -> None
 def test_healthchecks_probe_the_real_thing(app: dict) -> None:
     backend_check = app["services"]["backend"]["healthcheck"]["test"]
     assert backend_check[0] == "CMD" and "/healthz" in " ".join(backend_check)
-    worker_check = app["services"]["worker"]["healthcheck"]["test"]
-    assert worker_check == ["CMD", *WORKER_COMMAND, "--check"]
+    # the worker's probe asks the worker process itself (its /healthz), with what the image has:
+    # python's urllib, no curl; the port it asks is the one the worker is told to serve
+    worker = app["services"]["worker"]
+    worker_check = worker["healthcheck"]["test"]
+    env = worker["environment"]
+    assert worker_check[:3] == ["CMD", "python", "-c"] and "urllib.request" in worker_check[3]
+    assert f"'http://127.0.0.1:{env['SCALR_QUEUE_HEALTH_PORT']}/healthz'" in worker_check[3]
+    assert compose_worker_health_port() != 8000  # not the backend's port: both can share a pod
+    # reachable by a probe from outside the container, never published on the host
+    assert env["SCALR_QUEUE_HEALTH_HOST"] == "0.0.0.0" and "ports" not in worker
+    check = worker["healthcheck"]
+    assert duration_seconds(check["timeout"]) < duration_seconds(check["interval"])
 
 
 def test_backend_port_is_published_on_loopback_only(app: dict) -> None:

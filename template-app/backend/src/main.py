@@ -14,7 +14,8 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import FastAPI, Path, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BeforeValidator
 
 import scalr_queue
@@ -123,6 +124,15 @@ async def healthz(request: Request) -> Health | JSONResponse:
     except QueueUnavailableError as exc:
         return _unavailable(request, exc, HealthDown())
     return Health(worker_seen=stats.workers > 0, workers=stats.workers, queue=QueueCounts(**stats.to_json()))
+
+
+@app.get("/metrics", include_in_schema=False)
+async def metrics() -> Response:
+    """Prometheus text: the jobs this process enqueued (``scalr_queue_jobs_enqueued_total``).
+
+    Workers export the rest on their own ``SCALR_QUEUE_METRICS_PORT``.
+    """
+    return Response(generate_latest(scalr_queue.metrics_registry()), media_type=CONTENT_TYPE_LATEST)
 
 
 @app.get("/noop")

@@ -1,0 +1,71 @@
+"""Scraping Prometheus text over real HTTP and reading samples out of it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support import spawn_worker
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def parse(text: str) -> Samples:
+    """Every sample of a Prometheus text page, keyed by (name, labels)."""
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def scrape(url: str) -> tuple[str, Samples]:
+    text = httpx.get(url, timeout=5).text
+    return text, parse(text)
+
+
+def value(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+def names(samples: Samples) -> set[str]:
+    return {name for name, _ in samples}
+
+
+class MetricsWorker:
+    """A ``python -m scalr_queue.worker`` process serving /metrics on ``port``, output in a file."""
+
+    def __init__(self, cwd: Path, module: str, port: int, *args: str, **env: str) -> None:
+        self.port = port
+        self.log_path = cwd / f"worker-{os.urandom(3).hex()}.log"
+        with open(self.log_path, "w") as log:
+            self.proc = spawn_worker(module, cwd, *args, env={"SCALR_QUEUE_METRICS_PORT": str(port), **env}, stdout=log)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/metrics"
+
+    def scrape(self) -> Samples:
+        assert self.proc.poll() is None, f"worker exited:\n{self.log()}"
+        try:
+            return scrape(self.url)[1]
+        except httpx.TransportError:
+            return {}
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
