@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import spawn_worker
+from tests.support import LoggedWorker
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -37,14 +34,12 @@ def names(samples: Samples) -> set[str]:
     return {name for name, _ in samples}
 
 
-class MetricsWorker:
+class MetricsWorker(LoggedWorker):
     """A ``python -m scalr_queue.worker`` process serving /metrics on ``port``, output in a file."""
 
     def __init__(self, cwd: Path, module: str, port: int, *args: str, **env: str) -> None:
         self.port = port
-        self.log_path = cwd / f"worker-{os.urandom(3).hex()}.log"
-        with open(self.log_path, "w") as log:
-            self.proc = spawn_worker(module, cwd, *args, env={"SCALR_QUEUE_METRICS_PORT": str(port), **env}, stdout=log)
+        super().__init__(module, cwd, *args, env={"SCALR_QUEUE_METRICS_PORT": str(port), **env})
 
     @property
     def url(self) -> str:
@@ -56,16 +51,3 @@ class MetricsWorker:
             return scrape(self.url)[1]
         except httpx.TransportError:
             return {}
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -71,6 +72,29 @@ def spawn_worker(
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+class LoggedWorker:
+    """A ``python -m scalr_queue.worker`` process with its output in a file under ``cwd``."""
+
+    def __init__(self, module: str, cwd: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.log_path = cwd / f"worker-{os.urandom(3).hex()}.log"
+        with open(self.log_path, "w") as log:
+            self.proc = spawn_worker(module, cwd, *args, env=env, stdout=log)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        """SIGTERM (a drain), then SIGKILL if it is still there after 30 s; the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
 
 
 def run_cli(

@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 import scalr_queue
 from scalr_queue._health import WorkerHealth
 from scalr_queue._redis_server import RedisServer, free_port
-from tests.support import spawn_worker, wait_until
+from tests.support import LoggedWorker, spawn_worker, wait_until
 from tests.test_metrics import listening_addresses
 
 pytestmark = pytest.mark.timeout(90)
@@ -46,26 +46,11 @@ tasks = [nap, hog]
 """
 
 
-class Worker:
-    """A ``python -m scalr_queue.worker`` process with its output in a file."""
+class Worker(LoggedWorker):
+    """A worker process serving this test's module, with its output in a file."""
 
     def __init__(self, cwd: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        self.log_path = cwd / f"worker-{os.urandom(3).hex()}.log"
-        with open(self.log_path, "w") as log:
-            self.proc = spawn_worker("jobs_mod", cwd, *args, env=env, stdout=log)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode
+        super().__init__("jobs_mod", cwd, *args, env=env)
 
 
 @contextlib.contextmanager
