@@ -20,8 +20,10 @@ from ._client import (
     enqueue_many,
     get_client,
     get_job,
+    hold,
     pause,
     queue_stats,
+    release,
     resume,
 )
 from ._errors import (
@@ -40,6 +42,7 @@ from ._errors import (
     WorkerModuleError,
 )
 from ._failed import FailedJob, FailedJobs, PurgeAllReport, RetryAllReport
+from ._holds import Released
 from ._job import Job, JobInfo, JobStatus
 from ._options import JobOptions
 from ._producer_metrics import metrics_registry
@@ -69,6 +72,7 @@ __all__ = [
     "QueueClient",
     "QueueStats",
     "QueueUnavailableError",
+    "Released",
     "RetryAllReport",
     "ScalrQueueError",
     "Settings",
@@ -86,9 +90,11 @@ __all__ = [
     "get_client",
     "get_job",
     "get_settings",
+    "hold",
     "metrics_registry",
     "pause",
     "queue_stats",
+    "release",
     "resume",
     "task",
 ]

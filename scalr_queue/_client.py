@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from . import _scripts
 from ._catalog import TaskCatalog
 from ._codec import dumps, encode_kwargs, job_payload
-from ._connection import ScalrRedis, eval_script, unavailable
+from ._connection import ScalrRedis, aw, eval_script, unavailable
 from ._constants import (
     IN_PROGRESS_PREFIX,
     JOB_PREFIX,
@@ -25,12 +25,15 @@ from ._constants import (
     RETRY_PREFIX,
     failed_jobs_key,
     failed_key,
+    held_key,
+    holds_key,
     leases_key,
     paused_key,
     queue_key,
     wake_key,
 )
 from ._errors import ConfigurationError, JobOptionsError, PayloadError
+from ._holds import Released, check_task, hold_field, hold_rule, parse_where
 from ._job import Job
 from ._options import DEFAULT, JobOptions, Placement
 from ._pool import LoopPool
@@ -60,6 +63,7 @@ class QueueStats:
     failed: int  # in the failed set
     workers: int  # live workers serving this queue
     paused: bool = False  # workers claim nothing from it until ``resume``
+    held: int = 0  # moved aside by a hold; run after ``release``
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -334,7 +338,8 @@ class QueueClient:
             pipe.zcount(leases, "-inf", now_ms)  # a dead worker's jobs, due to run again
             pipe.zcard(failed_key(queue))
             pipe.exists(paused_key(queue))
-            total, due, leased, orphaned, failed, paused = await self.run(pipe.execute(), "queue stats")
+            pipe.zcard(held_key(queue))
+            total, due, leased, orphaned, failed, paused, held = await self.run(pipe.execute(), "queue stats")
         workers = await self.workers(queue)
         return QueueStats(
             queue,
@@ -344,6 +349,7 @@ class QueueClient:
             int(failed),
             len(workers),
             bool(paused),
+            int(held),
         )
 
     # -- pause ----------------------------------------------------------------------------
@@ -365,9 +371,7 @@ class QueueClient:
         return bool(await self.run(redis.exists(paused_key(queue or self.settings.queue_name)), "read the pause"))
 
     async def _pause_script(self, script: str, queue: str | None, doing: str) -> bool:
-        queue = queue or self.settings.queue_name
-        if not QUEUE_NAME_RE.match(queue):
-            raise ConfigurationError(f"queue name {queue!r} is not valid: expected {QUEUE_NAME_HELP}")
+        queue = self._control_queue(queue)
         redis = await self.redis()
         if script is _scripts.PAUSE:
             keys: list[str] = [paused_key(queue)]
@@ -375,6 +379,55 @@ class QueueClient:
         else:
             keys, args = [paused_key(queue), wake_key(queue)], []
         return bool(await self.run(eval_script(redis, script, keys, args), f"{doing} queue {queue!r}"))
+
+    def _control_queue(self, queue: str | None) -> str:
+        queue = queue or self.settings.queue_name
+        if not QUEUE_NAME_RE.match(queue):
+            raise ConfigurationError(f"queue name {queue!r} is not valid: expected {QUEUE_NAME_HELP}")
+        return queue
+
+    # -- hold -----------------------------------------------------------------------------
+
+    async def hold(self, task: str, where: str | None = None, queue: str | None = None) -> bool:
+        """Keep ``task``'s jobs (those matching ``where``, e.g. ``"customer_id == 42"``) from running.
+
+        Workers move a matching job aside when they would claim it: it stays in Redis, burns no
+        try, counts as ``held`` in :meth:`queue_stats` and runs after :meth:`release`. The hold has
+        no expiry (it outlives worker and Redis restarts). Returns False if it existed already.
+        Raises ConfigurationError for a bad ``where`` before touching Redis.
+        """
+        check_task(task)
+        clause = parse_where(where) if where is not None else None
+        queue = self._control_queue(queue)
+        redis = await self.redis()
+        args = [hold_field(task, clause), hold_rule(task, clause)]
+        return bool(await self.run(eval_script(redis, _scripts.HOLD, [holds_key(queue)], args), f"hold {task!r}"))
+
+    async def release(
+        self, task: str, where: str | None = None, queue: str | None = None, *, drop: bool = False
+    ) -> Released:
+        """Remove the hold on ``task`` (only the one with this ``where``, else every hold on it).
+
+        Held jobs no remaining hold matches go back to the queue at their due time (now, if it
+        has passed) and an idle worker wakes at once; with ``drop=True`` they are deleted
+        instead and their ids returned. ``holds_removed == 0`` means there was no such hold.
+        """
+        check_task(task)
+        field = hold_field(task, parse_where(where)) if where is not None else ""
+        queue = self._control_queue(queue)
+        redis = await self.redis()
+        keys = [holds_key(queue), held_key(queue), queue_key(queue), wake_key(queue)]
+        args = [int(time.time() * 1000), int(drop), task, field]
+        removed, released, dropped, still = await self.run(
+            eval_script(redis, _scripts.RELEASE, keys, args), f"release {task!r}"
+        )
+        return Released(int(removed), int(released), [d.decode() for d in dropped], int(still))
+
+    async def holds(self, queue: str | None = None) -> list[str]:
+        """The queue's holds, by name (``task`` or ``task where keyword op value``), sorted."""
+        redis = await self.redis()
+        fields = await self.run(aw(redis.hkeys(holds_key(self._control_queue(queue)))), "read the holds")
+        return sorted(f.decode() for f in fields)
 
 
 _default: QueueClient | None = None
@@ -432,6 +485,16 @@ async def pause(queue: str | None = None) -> bool:
 async def resume(queue: str | None = None) -> bool:
     """Resume a paused queue on the process's client; see :meth:`QueueClient.resume`."""
     return await get_client().resume(queue)
+
+
+async def hold(task: str, where: str | None = None, queue: str | None = None) -> bool:
+    """Hold a task's jobs on the process's client; see :meth:`QueueClient.hold`."""
+    return await get_client().hold(task, where, queue)
+
+
+async def release(task: str, where: str | None = None, queue: str | None = None, *, drop: bool = False) -> Released:
+    """Release a hold on the process's client; see :meth:`QueueClient.release`."""
+    return await get_client().release(task, where, queue, drop=drop)
 
 
 def get_job(job_id: str, queue: str | None = None) -> Job[Any]:

@@ -35,6 +35,10 @@ FAILED_JOBS_PREFIX = "scalr:failed-jobs:"
 NEXT_PREFIX = "scalr:next:"
 # present while a queue is paused (value: JSON with the pause time); never expires, so a pause outlives restarts
 PAUSED_PREFIX = "scalr:paused:"
+# hash "<task>[ where <kw> <op> <json>]" -> JSON hold rule CLAIM applies; never expires, so holds outlive restarts
+HOLDS_PREFIX = "scalr:holds:"
+# sorted set of held job ids scored by their due time; never expires (their payloads stay, as queued jobs do)
+HELD_PREFIX = "scalr:held:"
 # hash job-id -> cancel mark ("<result px>\n<result suffix>") of running jobs asked to stop; PX a day
 CANCELS_PREFIX = "scalr:cancels:"
 # pub/sub channel (not a key): a cancel of a running job publishes its id; every worker listens
@@ -75,6 +79,14 @@ def failed_jobs_key(queue: str) -> str:
 
 def paused_key(queue: str) -> str:
     return PAUSED_PREFIX + queue
+
+
+def holds_key(queue: str) -> str:
+    return HOLDS_PREFIX + queue
+
+
+def held_key(queue: str) -> str:
+    return HELD_PREFIX + queue
 
 
 def reporter_key(queue: str) -> str:

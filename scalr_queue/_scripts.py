@@ -12,6 +12,9 @@ and finishes a job with several commands. Here:
 * ``REPLACE`` is the enqueue of ``_replace``/``_debounce``: the job with that id gets the new
   arguments and due time, or, while it runs, a replacement that waits for it (``scalr:next:``);
 * ``PAUSE``/``RESUME`` set and clear a queue's pause flag, which ``CLAIM`` reads;
+* ``HOLD``/``RELEASE`` add and remove a hold on a task's jobs (optionally those whose keyword argument
+  compares true with a value): ``CLAIM`` moves a matching due job into the held set instead of
+  running it, and ``RELEASE`` puts the ones no hold matches any more back (or drops them);
 * ``CANCEL`` removes a queued job (kept as ``cancelled``), or marks a running one and publishes
   its id to the workers, whose ``FINISH`` then records it as cancelled.
 
@@ -66,15 +69,53 @@ if redis.call('LLEN', KEYS[3]) == 0 then redis.call('LPUSH', KEYS[3], '1') end
 return 1
 """)
 
-# KEYS: queue, wake, leases, paused. ARGV: now_ms, count, lease_ms, worker_id, recheck_ms
+# Holds: a hash field per hold whose value is the rule as JSON, {"f": task, "k": keyword, "op": op,
+# "v": value}, "k" absent for a hold on every job of the task. A job is held when its payload's task
+# ("f") is the rule's and, given a keyword, its keyword argument ("k" in the payload) compares true
+# with the value; a missing argument, or an ordering between a number and anything else, is no match.
+HOLD_MATCH = """
+local function hold_rules(key)
+  local rules = {}
+  for _, raw in ipairs(redis.call('HVALS', key)) do rules[#rules + 1] = cjson.decode(raw) end
+  return rules
+end
+local function compare(a, op, b)
+  if op == '==' then return a == b end
+  if op == '!=' then return a ~= b end
+  if type(a) ~= type(b) or (type(a) ~= 'number' and type(a) ~= 'string') then return false end
+  if op == '<' then return a < b end
+  if op == '<=' then return a <= b end
+  if op == '>' then return a > b end
+  return a >= b
+end
+local function held_by(rules, payload)
+  if not payload then return false end
+  local ok, job = pcall(cjson.decode, payload)
+  if not ok or type(job) ~= 'table' then return false end
+  for _, rule in ipairs(rules) do
+    if job.f == rule.f then
+      if rule.k == nil then return true end
+      local kw = job.k
+      if type(kw) == 'table' and kw[rule.k] ~= nil and compare(kw[rule.k], rule.op, rule.v) then return true end
+    end
+  end
+  return false
+end
+"""
+
+# KEYS: queue, wake, leases, paused[, holds, held]. ARGV: now_ms, count, lease_ms, worker_id, recheck_ms[, hold_scan]
 # Returns {ids, payloads, tries, next_score|nil, more(0|1), dues[, paused]}: dues[i] is the score ids[i]
 # had, the time it was due (enqueued, deferred to, retry backoff end, or a dead worker's lease end).
 # A paused queue hands out nothing and says so (running jobs finish; enqueues still land). A due id
 # whose lease is held and that has a replacement waiting (NEXT) stays queued and is looked at again
 # after recheck_ms; once claimed with its payload gone (its predecessor finished), the replacement
-# becomes the job.
+# becomes the job. Given the holds keys, a due job that matches a hold (see ``HOLD_MATCH``) is moved
+# from the queue into the held set, keeping its due time, before it is leased: it burns no try, and
+# the claim goes on with the jobs behind it. At most hold_scan held jobs are moved per call (the rest
+# wait for the next one, which ``more`` asks for). One EXISTS per call when nothing is held.
 CLAIM = _lua(
-    """
+    HOLD_MATCH
+    + """
 if redis.call('EXISTS', KEYS[4]) == 1 then return {{}, {}, {}, false, 0, {}, 1} end
 local now = tonumber(ARGV[1])
 local count = tonumber(ARGV[2])
@@ -98,7 +139,34 @@ for e = 1, #expired, 2 do
 end
 -- 2. due jobs from the queue; one more than needed tells whether to wake another worker
 if #claimed < count then
-  local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, count - #claimed + 1)
+  local want = count - #claimed + 1
+  local ids
+  local rules = #KEYS > 5 and redis.call('EXISTS', KEYS[5]) == 1 and hold_rules(KEYS[5])
+  if rules then
+    -- page through the due jobs, moving the held ones aside, until enough others are found
+    ids = {}
+    local offset, moved, scan = 0, 0, tonumber(ARGV[6])
+    while #ids < 2 * want do
+      local page = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', offset, want)
+      if #page == 0 then break end
+      for p = 1, #page, 2 do
+        if #ids >= 2 * want then break end
+        if held_by(rules, redis.call('GET', '@JOB@' .. page[p])) then
+          if moved >= scan then more = 1 break end
+          redis.call('ZREM', KEYS[1], page[p])
+          redis.call('ZADD', KEYS[6], page[p + 1], page[p])
+          moved = moved + 1
+        else
+          ids[#ids + 1] = page[p]
+          ids[#ids + 1] = page[p + 1]
+          offset = offset + 1
+        end
+      end
+      if more == 1 then break end
+    end
+  else
+    ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, want)
+  end
   for q = 1, #ids, 2 do
     local id = ids[q]
     if #claimed >= count then more = 1 break end
@@ -335,6 +403,54 @@ if redis.call('DEL', KEYS[1]) == 0 then return 0 end
 if redis.call('LLEN', KEYS[2]) == 0 then redis.call('LPUSH', KEYS[2], '1') end
 return 1
 """)
+
+# KEYS: holds. ARGV: field, rule (JSON, see HOLD_MATCH). Returns 1 if the hold is new, 0 if it existed.
+HOLD = _lua("""
+return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+""")
+
+# KEYS: holds, held, queue, wake. ARGV: now_ms, drop (0|1), task, field ('' = every hold on the task)
+# Removes the holds, then sends every held job no remaining hold matches back to the queue at its
+# due time (or now, if that has passed) and wakes an idle worker; with drop, deletes those jobs
+# instead. A held id whose payload is gone (expired, say) leaves the held set.
+# Returns {holds removed, jobs released, dropped ids, jobs still held}.
+RELEASE = _lua(
+    HOLD_MATCH
+    + """
+local now = tonumber(ARGV[1])
+local removed = 0
+if ARGV[4] ~= '' then
+  removed = redis.call('HDEL', KEYS[1], ARGV[4])
+else
+  local all = redis.call('HGETALL', KEYS[1])
+  for i = 1, #all, 2 do
+    if cjson.decode(all[i + 1]).f == ARGV[3] then removed = removed + redis.call('HDEL', KEYS[1], all[i]) end
+  end
+end
+if removed == 0 then return {0, 0, {}, redis.call('ZCARD', KEYS[2])} end
+local rules = redis.call('EXISTS', KEYS[1]) == 1 and hold_rules(KEYS[1])
+local held = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+local released, dropped = 0, {}
+for i = 1, #held, 2 do
+  local id = held[i]
+  local payload = redis.call('GET', '@JOB@' .. id)
+  if not payload then
+    redis.call('ZREM', KEYS[2], id)
+  elseif not (rules and held_by(rules, payload)) then
+    redis.call('ZREM', KEYS[2], id)
+    if ARGV[2] == '1' then
+      redis.call('DEL', '@JOB@' .. id, '@RETRY@' .. id)
+      dropped[#dropped + 1] = id
+    else
+      redis.call('ZADD', KEYS[3], math.max(tonumber(held[i + 1]), now), id)
+      released = released + 1
+    end
+  end
+end
+if released > 0 and redis.call('LLEN', KEYS[4]) == 0 then redis.call('LPUSH', KEYS[4], '1') end
+return {removed, released, dropped, redis.call('ZCARD', KEYS[2])}
+"""
+)
 
 # KEYS: leases[, cancels]. ARGV: lease_ms, deadline_ms, worker_id, job ids...
 # Returns the ids whose lease this worker no longer holds; given the cancels key, {lost, marked}:

@@ -35,7 +35,7 @@ from ._cancel_watch import CancelWatcher, HeardCancels
 from ._client import QueueClient
 from ._codec import dumps, loads
 from ._connection import REDIS_ERRORS, ScalrRedis, aw, create_redis, eval_script, is_permission_error, unavailable
-from ._constants import cancels_key, leases_key, paused_key, queue_key, wake_key
+from ._constants import cancels_key, held_key, holds_key, leases_key, paused_key, queue_key, wake_key
 from ._execution import JobExecution, now_ms
 from ._finisher import Finisher
 from ._health import WorkerHealth
@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("scalr_queue.worker")
 CLAIM_MAX = 500
+# held jobs one claim moves aside at most, so a large backlog under a new hold never stalls Redis
+HOLD_SCAN = 1000
 # how soon a replacement held back behind its running predecessor is looked at again: the most it
 # waits after the predecessor ends (only while one waits; a plain claim never looks)
 REPLACEMENT_RECHECK_MS = 200
@@ -399,8 +401,15 @@ class ScalrWorker(JobExecution, Worker):
             self.health.redis_answered()
 
     async def _claim(self, count: int) -> tuple[int, float | None, bool]:
-        args = [now_ms(), count, int(self.settings.lease * 1000), self.worker_id, REPLACEMENT_RECHECK_MS]
-        keys = [self.queue_name, wake_key(self.queue), leases_key(self.queue), paused_key(self.queue)]
+        args = [now_ms(), count, int(self.settings.lease * 1000), self.worker_id, REPLACEMENT_RECHECK_MS, HOLD_SCAN]
+        keys = [
+            self.queue_name,
+            wake_key(self.queue),
+            leases_key(self.queue),
+            paused_key(self.queue),
+            holds_key(self.queue),
+            held_key(self.queue),
+        ]
         async with asyncio.timeout(self.op_timeout):
             ids, payloads, tries, nxt, more, dues, *paused = await eval_script(self.pool, _scripts.CLAIM, keys, args)
         if bool(paused) != self._paused:

@@ -1,7 +1,7 @@
 """``scalr-queue``: run workers and look after queues from a shell.
 
 Commands: ``worker``, ``stats``, ``workers``, ``job``, ``enqueue``, ``cancel``,
-``failed list|show|retry|purge``, ``pause``, ``resume``, ``check-names``. Bulk actions on the
+``failed list|show|retry|purge``, ``pause``, ``resume``, ``hold``, ``release``, ``check-names``. Bulk actions on the
 failed set need ``--all`` and name what they touched.
 Every command takes ``--queue``; the read commands take ``--json``.
 """
@@ -44,6 +44,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
             args.json,
             f"queue {stats.queue}: ready={stats.ready} scheduled={stats.scheduled} "
             f"in_progress={stats.in_progress} failed={stats.failed} workers={stats.workers}"
+            + (f" held={stats.held}" if stats.held else "")
             + (" paused" if stats.paused else ""),
         )
         return 0
@@ -139,6 +140,38 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
             print(f"{job.job_id} (replaced the waiting job, or queued to run after the running one)")
         else:
             print(f"{job.job_id} (already exists; not enqueued twice)")
+        return 0
+
+    return asyncio.run(_with_client(go))
+
+
+def cmd_hold(args: argparse.Namespace) -> int:
+    from ._holds import check_task, parse_where
+
+    check_task(args.task)  # a bad name or --where stops here, before any connection
+    if args.where is not None:
+        parse_where(args.where)
+
+    async def go(client: Any) -> int:
+        queue = args.queue or client.settings.queue_name
+        name = args.task if args.where is None else f"{args.task} where {args.where}"
+        if args.command == "hold":
+            changed = await client.hold(args.task, args.where, args.queue)
+            text = f"holding {name!r} on queue {queue!r}" if changed else f"{name!r} was held already on {queue!r}"
+            text += ": matching jobs stay queued, unrun, until `scalr-queue release`"
+            _print({"queue": queue, "task": args.task, "where": args.where, "changed": changed}, args.json, text)
+            return 0
+        out = await client.release(args.task, args.where, args.queue, drop=args.drop)
+        if not out.holds_removed:
+            holds = await client.holds(args.queue)
+            text = f"no hold {name!r} on queue {queue!r} (holds: {', '.join(holds) or 'none'})"
+        elif args.drop:
+            text = f"released {name!r}: dropped {len(out.dropped)} job(s)" + "".join(f"\n  {i}" for i in out.dropped)
+        else:
+            text = f"released {name!r}: {out.released} job(s) back on queue {queue!r}"
+        if out.still_held:
+            text += f"\n{out.still_held} job(s) still held by other holds"
+        _print({"queue": queue, "task": args.task, "where": args.where, **out.to_json()}, args.json, text)
         return 0
 
     return asyncio.run(_with_client(go))
@@ -319,6 +352,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("resume", help="workers claim from a paused queue again")
     common(p)
     p.set_defaults(func=cmd_pause)
+
+    where_help = "only jobs whose keyword argument compares true: 'customer_id == 42' (== != < <= > >=)"
+    p = sub.add_parser("hold", help="keep a task's jobs queued and unrun (counted as held) until release")
+    p.add_argument("task")
+    p.add_argument("--where", help=where_help)
+    common(p)
+    p.set_defaults(func=cmd_hold)
+
+    p = sub.add_parser("release", help="remove a hold: its held jobs run (or, with --drop, are deleted and listed)")
+    p.add_argument("task")
+    p.add_argument("--where", help="release only the hold with this clause (default: every hold on the task)")
+    p.add_argument("--drop", action="store_true", help="delete the released jobs instead of running them")
+    common(p)
+    p.set_defaults(func=cmd_hold)
 
     p = sub.add_parser("check-names", help='exit 1 if an enqueue("name") in SRC_DIR is not in the worker\'s tasks')
     p.add_argument("src_dir")

@@ -78,6 +78,7 @@ class QueueCounts(BaseModel):
     failed: int
     workers: int
     paused: bool = False
+    held: int = 0
 
 
 class Health(BaseModel):
