@@ -17,6 +17,7 @@ from ._constants import (
     RESULT_PREFIX,
     RETRY_PREFIX,
     failed_jobs_key,
+    held_key,
     leases_key,
     progress_key,
     queue_key,
@@ -38,7 +39,11 @@ class JobStatus(enum.StrEnum):
     COMPLETE = "complete"  # finished successfully; result kept for SCALR_QUEUE_KEEP_RESULT
     FAILED = "failed"  # in the failed set (or its failure result is still kept)
     CANCELLED = "cancelled"  # cancelled before or while it ran; kept for SCALR_QUEUE_KEEP_RESULT
+    HELD = "held"  # moved aside by a hold (``scalr_queue.hold``); runs after ``release``
     NOT_FOUND = "not_found"  # never queued, purged, or its result expired
+
+
+HELD_MARK = b"held"  # the snapshot's running slot of a job in the held set
 
 
 def ms_to_datetime(ms: float | int | None) -> datetime | None:
@@ -126,11 +131,16 @@ class Job(Generic[R]):
             pipe.get(RETRY_PREFIX + self.job_id)
             pipe.zscore(leases_key(self.queue), self.job_id)
             pipe.get(progress_key(self.queue, self.job_id))
-            result, payload, running, score, failed, tries, leased, progress = await self._client.run(
+            pipe.zscore(held_key(self.queue), self.job_id)
+            result, payload, running, score, failed, tries, leased, progress, held = await self._client.run(
                 pipe.execute(), "job lookup"
             )
         # a lease without its marker is a dead worker's job: due to run again, like a queued one
-        snapshot = (result, payload, b"1" if running else None, score if score is not None else leased, failed, tries)
+        if score is None:
+            score = leased
+        # a held job's running slot says so: it is neither running nor queued
+        state = b"1" if running else (HELD_MARK if held is not None and score is None else None)
+        snapshot = (result, payload, state, score if score is not None else held, failed, tries)
         return snapshot, progress
 
     @staticmethod
@@ -142,6 +152,8 @@ class Job(Generic[R]):
             if data.get("cancelled"):
                 return JobStatus.CANCELLED
             return JobStatus.COMPLETE if data.get("s") else JobStatus.FAILED
+        if running == HELD_MARK:
+            return JobStatus.HELD
         if running:
             return JobStatus.IN_PROGRESS
         if score is not None:
@@ -191,7 +203,7 @@ class Job(Generic[R]):
             args=record.get("a", record.get("args", [])) or [],
             tries=int(record.get("tries", try_count)),
             enqueue_time=ms_to_datetime(record.get("et", record.get("enqueued_ms"))),
-            scheduled_at=ms_to_datetime(score) if score is not None and not running else None,
+            scheduled_at=ms_to_datetime(score) if score is not None and running != b"1" else None,
             start_time=ms_to_datetime(start),
             finish_time=ms_to_datetime(finish or record.get("failed_ms")),
             result=res,

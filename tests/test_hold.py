@@ -12,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 import scalr_queue
-from scalr_queue import ConfigurationError
+from scalr_queue import ConfigurationError, JobStatus
 from scalr_queue._constants import held_key, holds_key
 from scalr_queue._redis_server import RedisServer
 from tests.support import LoggedWorker, run_cli, wait_until
@@ -50,10 +50,13 @@ async def test_a_hold_keeps_matching_jobs_across_worker_restarts_and_release_run
     worker = LoggedWorker("jobs_mod", cwd)
     try:
         await wait_until(lambda: _workers(1), timeout=15, what="the worker")
-        for n in range(3):
-            await scalr_queue.enqueue("bill", customer_id=42, n=n)
+        held_jobs = [await scalr_queue.enqueue("bill", customer_id=42, n=n) for n in range(3)]
         await scalr_queue.enqueue("bill", customer_id=7)
         await wait_until(lambda: _held_is(3), what="three held jobs")
+        assert await held_jobs[0].status() is JobStatus.HELD
+        info = await held_jobs[0].info()
+        assert info.status is JobStatus.HELD and info.scheduled_at is not None
+        assert json.loads(run_cli("job", held_jobs[1].job_id, "--json").stdout)["status"] == "held"
         await wait_until(lambda: _ran_is(redis, ["7:0"]), what="the job of another customer")
         assert "held=3" in run_cli("stats").stdout
         assert json.loads(run_cli("stats", "--json").stdout)["held"] == 3
@@ -68,6 +71,7 @@ async def test_a_hold_keeps_matching_jobs_across_worker_restarts_and_release_run
         out = run_cli("release", "bill", "--where", "customer_id==42")
         assert out.stdout.startswith("released 'bill where customer_id==42': 4 job(s) back on queue 'default'"), out
         await wait_until(lambda: _ran_is(redis, ["42:0", "42:1", "42:2", "42:9", "7:0", "8:0"]), what="the held jobs")
+        assert await held_jobs[0].status() is JobStatus.COMPLETE
         starts = [float(r.decode().split(":")[2]) for r in await redis.lrange("ran", 0, -1)]
         assert max(starts) - released < 5, "woken by the release, not by the 10 s poll"
         assert not await redis.exists(holds_key("default"), held_key("default"))
