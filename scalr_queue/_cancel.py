@@ -24,6 +24,7 @@ from ._constants import (
     cancel_channel,
     cancels_key,
     failed_jobs_key,
+    held_key,
     leases_key,
     queue_key,
 )
@@ -85,6 +86,7 @@ async def cancel_job(client: QueueAccess, job_id: str, queue: str, reason: objec
         leases_key(queue),
         cancels_key(queue),
         failed_jobs_key(queue),
+        held_key(queue),
     ]
     px = int(client.settings.keep_result * 1000)
     args = [job_id, px, cancel_suffix(job_id, queue, why, now), cancel_channel(queue), MARK_TTL_MS]

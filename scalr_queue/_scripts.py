@@ -504,9 +504,9 @@ if redis.call('LLEN', KEYS[4]) == 0 then redis.call('LPUSH', KEYS[4], '1') end
 return 1
 """)
 
-# KEYS: job, queue, in-progress, result, retry, leases, cancels, failed-jobs.
+# KEYS: job, queue, in-progress, result, retry, leases, cancels, failed-jobs, held.
 # ARGV: job_id, result px, result suffix, channel, mark_ttl_ms
-# Queued, scheduled, or leased by a dead worker (lease marker gone): removed, result kept as
+# Queued, scheduled, held, or leased by a dead worker (lease marker gone): removed, result kept as
 # cancelled. Running: marked, and its id published to the queue's workers (the one holding it
 # cancels the task; FINISH records it). Returns 'cancelled', 'cancelling', 'finished' (a result
 # or a failed-set entry exists: nothing changed) or 'not_found'.
@@ -521,10 +521,11 @@ if redis.call('EXISTS', KEYS[3]) == 1 then
   redis.pcall('PUBLISH', ARGV[4], id)
   return 'cancelling'
 end
-if redis.call('ZSCORE', KEYS[2], id) or redis.call('ZSCORE', KEYS[6], id) then
+if redis.call('ZSCORE', KEYS[2], id) or redis.call('ZSCORE', KEYS[6], id) or redis.call('ZSCORE', KEYS[9], id) then
   local payload = redis.call('GET', KEYS[1])
   redis.call('ZREM', KEYS[2], id)
   redis.call('ZREM', KEYS[6], id)
+  redis.call('ZREM', KEYS[9], id)
   redis.call('DEL', KEYS[1], KEYS[5])
   if ARGV[2] ~= '0' then redis.call('SET', KEYS[4], splice(payload, ARGV[3]), 'PX', ARGV[2]) end
   return 'cancelled'

@@ -24,6 +24,7 @@ from scalr_queue._constants import (
     cancels_key,
     failed_jobs_key,
     failed_key,
+    held_key,
     leases_key,
     queue_key,
     wake_key,
@@ -46,6 +47,7 @@ async def cancel(redis: Redis, job_id: str, px: int = 60_000, reason: str | None
         LEASES,
         CANCELS,
         failed_jobs_key(Q),
+        held_key(Q),
     ]
     args = [job_id, px, cancel_suffix(job_id, Q, reason, NOW), cancel_channel(Q), 60_000]
     return (await eval_script(redis, _scripts.CANCEL, keys, args)).decode()
@@ -82,6 +84,16 @@ async def test_cancel_of_a_dead_workers_job_removes_it_from_the_leases_so_no_cla
     record = await result(redis, "orphan")
     assert record["f"] == "task" and record["k"] == {"x": 1}
     assert record["cancelled"] == {"at_ms": NOW, "reason": "why"} and record["s"] is False
+
+
+async def test_cancel_of_a_held_job_takes_it_out_of_the_held_set_and_keeps_it_cancelled(redis: Redis) -> None:
+    await redis.set(JOB_PREFIX + "held", PAYLOAD)
+    await redis.zadd(held_key(Q), {"held": NOW - 5})  # set aside by a hold: not in the queue
+    assert await cancel(redis, "held") == "cancelled"
+    assert await redis.zcard(held_key(Q)) == 0, "a later release must not bring it back"
+    assert not await redis.exists(JOB_PREFIX + "held")
+    record = await result(redis, "held")
+    assert record["f"] == "task" and record["cancelled"] == {"at_ms": NOW, "reason": "why"}
 
 
 async def test_cancel_of_a_queued_job_whose_payload_is_gone_still_records_valid_json(redis: Redis) -> None:
