@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from . import _scripts
 from ._codec import dumps, loads
 from ._connection import aw, eval_script
-from ._constants import failed_key, health_check_key, queue_key, workers_key
+from ._constants import health_check_key, workers_key
 from ._tasks import TaskSignature
 
 
@@ -57,14 +57,13 @@ class WorkerInfo:
         )
 
 
-async def publish(redis: Redis, queue: str, entry: dict[str, Any], ttl_s: float, health_line: str) -> tuple[int, int]:
-    """Write the worker's entry and arq's health key in one call; returns (ready, failed) counts."""
+async def publish(redis: Redis, queue: str, entry: dict[str, Any], ttl_s: float, health_line: str) -> None:
+    """Write the worker's entry and arq's health key in one call."""
     now_ms = int(time.time() * 1000)
     entry = {**entry, "seen_ms": now_ms, "expires_ms": now_ms + int(ttl_s * 1000)}
-    keys = [health_check_key(queue), workers_key(queue), queue_key(queue), failed_key(queue)]
-    args = [int(ttl_s * 1000), entry["id"], health_line, dumps(entry), now_ms]
-    ready, failed = await eval_script(redis, _scripts.HEARTBEAT, keys, args)
-    return int(ready), int(failed)
+    keys = [health_check_key(queue), workers_key(queue)]
+    args = [int(ttl_s * 1000), entry["id"], health_line, dumps(entry)]
+    await eval_script(redis, _scripts.HEARTBEAT, keys, args)
 
 
 async def remove(redis: Redis, queue: str, worker_id: str) -> None:

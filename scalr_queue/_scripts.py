@@ -476,15 +476,15 @@ return lost
     allow_oom=True,
 )
 
-# KEYS: health, workers, queue, failed. ARGV: ttl_ms, worker_id, health_line, registry_entry, now_ms
-# A worker's heartbeat: arq's health key, its registry entry, and the counts its metrics show.
+# KEYS: health, workers. ARGV: ttl_ms, worker_id, health_line, registry_entry
+# A worker's heartbeat: arq's health key and its registry entry (queue depths come from the one
+# reporter per queue, not from every worker's heartbeat).
 # Allowed while Redis is full, so `--check` stays truthful while a full Redis drains.
 HEARTBEAT = _lua(
     """
 redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
-return {redis.call('ZCOUNT', KEYS[3], '-inf', ARGV[5]), redis.call('ZCARD', KEYS[4])}
 """,
     allow_oom=True,
 )
