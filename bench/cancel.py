@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    from scalr_queue._redis_server import RedisServer
+    from scalr_queue.redis._server import RedisServer
 
     with RedisServer() as server:
         env = {

@@ -14,7 +14,7 @@ import redis
 
 from bench._stats import Monitor, delta, measure_overhead, snapshot
 from bench._systems import Counter, System, Worker, build_backlog, client
-from scalr_queue._redis_server import RedisServer
+from scalr_queue.redis._server import RedisServer
 
 # the job body sends one INCRBY per job (and one RPUSH for latency jobs): not the queue's cost
 BODY = "incrby"

@@ -69,7 +69,7 @@ VARIANTS: dict[str, Callable[..., list[bytes]]] = {
 
 @contextlib.contextmanager
 def encoder(fn: Callable[..., list[bytes]]) -> Iterator[None]:
-    from scalr_queue._sender import ScriptSender
+    from scalr_queue.producer._sender import ScriptSender
 
     shipped = ScriptSender.encode
     ScriptSender.encode = fn  # type: ignore[method-assign]
@@ -149,9 +149,9 @@ async def _one_repeat(rep: int, jobs: int, redis: Any, conn: Any, commands: list
 async def _commands(redis: Any, count: int) -> list[Any]:
     """``count`` EVALSHA ENQUEUE commands shaped exactly like a real enqueue of ``noop``."""
     import scalr_queue
-    from scalr_queue import _scripts
-    from scalr_queue._constants import JOB_PREFIX, RESULT_PREFIX, queue_key, wake_key
-    from scalr_queue._sender import ScriptSender
+    from scalr_queue.producer._sender import ScriptSender
+    from scalr_queue.redis import _scripts
+    from scalr_queue.redis._keys import JOB_PREFIX, RESULT_PREFIX, queue_key, wake_key
 
     job = await scalr_queue.enqueue("noop")
     payload = await redis.get(JOB_PREFIX + job.job_id)
@@ -170,7 +170,7 @@ async def amain(repeats: int, jobs: int) -> dict[str, Any]:
     import redis.asyncio as aioredis
 
     import scalr_queue
-    from scalr_queue._redis_server import RedisServer
+    from scalr_queue.redis._server import RedisServer
 
     for key in [k for k in os.environ if k.startswith("SCALR_QUEUE_")]:
         del os.environ[key]  # default settings, whatever the caller's shell says

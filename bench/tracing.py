@@ -25,12 +25,12 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
-from scalr_queue._client import QueueClient
-from scalr_queue._loader import WorkerConfig
-from scalr_queue._redis_server import RedisServer
 from scalr_queue._settings import load_settings
 from scalr_queue._tasks import build_task_map
-from scalr_queue._worker import ScalrWorker
+from scalr_queue.producer._client import QueueClient
+from scalr_queue.redis._server import RedisServer
+from scalr_queue.worker._loader import WorkerConfig
+from scalr_queue.worker._worker import ScalrWorker
 
 SWITCH = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
 

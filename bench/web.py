@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from bench._systems import ROOT
-from scalr_queue._redis_server import RedisServer, free_port
+from scalr_queue.redis._server import RedisServer, free_port
 
 BACKEND = ROOT / "template-app" / "backend"
 ENQUEUE_PATH = "/invoices/{n}/send"

@@ -8,24 +8,6 @@ Example::
     job = await enqueue("send_invoice_email", invoice_id=42)  # by name
 """
 
-from ._arq_compat import WorkerSettings
-from ._arq_read import arq_deserializer
-from ._cancel import CancelOutcome
-from ._client import (
-    QueueClient,
-    QueueStats,
-    cancel,
-    close,
-    enqueue,
-    enqueue_many,
-    get_client,
-    get_job,
-    hold,
-    pause,
-    queue_stats,
-    release,
-    resume,
-)
 from ._errors import (
     ConfigurationError,
     EnqueueError,
@@ -41,14 +23,32 @@ from ._errors import (
     UnknownTaskError,
     WorkerModuleError,
 )
-from ._failed import FailedJob, FailedJobs, PurgeAllReport, RetryAllReport
-from ._holds import Released
-from ._job import Job, JobInfo, JobStatus
-from ._options import JobOptions
-from ._producer_metrics import metrics_registry
-from ._registry import WorkerInfo
 from ._settings import Settings, get_settings
 from ._tasks import TaskSpec, task
+from .arq_compat._deserializer import arq_deserializer
+from .arq_compat._worker_settings import WorkerSettings
+from .control._cancel import CancelOutcome
+from .control._failed import FailedJob, FailedJobs, PurgeAllReport, RetryAllReport
+from .control._holds import Released
+from .observe._producer_metrics import metrics_registry
+from .producer._client import (
+    QueueClient,
+    QueueStats,
+    cancel,
+    close,
+    enqueue,
+    enqueue_many,
+    get_client,
+    get_job,
+    hold,
+    pause,
+    queue_stats,
+    release,
+    resume,
+)
+from .producer._job import Job, JobInfo, JobStatus
+from .producer._options import JobOptions
+from .worker._registry import WorkerInfo
 
 __version__ = "0.1.0"
 

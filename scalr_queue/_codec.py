@@ -136,7 +136,7 @@ def job_payload(
     """Build arq's job record (``t f a k et``) around already-encoded kwargs, plus ``x`` (expiry).
 
     Splicing the pre-encoded kwargs avoids encoding them twice on the enqueue hot path. A traced
-    enqueue adds ``tc``, its trace context (:func:`scalr_queue._otel.with_trace_context`).
+    enqueue adds ``tc``, its trace context (:func:`scalr_queue.observe._otel.with_trace_context`).
     """
     # args were checked by encode_kwargs already; the rest are ints and a str: no NaN walk needed
     head = orjson.dumps({"t": job_try, "f": task, "a": args or [], "et": enqueue_ms}, option=_DUMPS_OPTS)

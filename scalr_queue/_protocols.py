@@ -12,9 +12,9 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
-    from ._connection import ScalrRedis
-    from ._job import Job
     from ._settings import Settings
+    from .producer._job import Job
+    from .redis._connection import ScalrRedis
 
 T = TypeVar("T")
 

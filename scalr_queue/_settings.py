@@ -15,9 +15,9 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ._constants import DEFAULT_QUEUE
 from ._durations import DURATION_HELP, parse_duration
 from ._errors import ConfigurationError
+from .redis._keys import DEFAULT_QUEUE
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 

@@ -27,7 +27,7 @@ def _print(data: Any, as_json: bool, text: str) -> None:
 
 
 async def _with_client(fn: Callable[[Any], Awaitable[int]]) -> int:
-    from ._client import QueueClient
+    from .producer._client import QueueClient
 
     client = QueueClient()
     try:
@@ -86,7 +86,7 @@ def cmd_job(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     async def go(client: Any) -> int:
-        from ._cancel import CancelOutcome
+        from .control._cancel import CancelOutcome
 
         job = client.job(args.job_id, args.queue)
         outcome = await job.cancel(args.reason)
@@ -146,7 +146,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
 
 def cmd_hold(args: argparse.Namespace) -> int:
-    from ._holds import check_task, parse_where
+    from .control._holds import check_task, parse_where
 
     check_task(args.task)  # a bad name or --where stops here, before any connection
     if args.where is not None:
@@ -271,7 +271,7 @@ def cmd_failed(args: argparse.Namespace) -> int:
 
 
 def cmd_check_names(args: argparse.Namespace) -> int:
-    from ._names import find_enqueued_names, find_unknown_task_names
+    from .producer._names import find_enqueued_names, find_unknown_task_names
 
     problems = find_unknown_task_names(args.src_dir, args.worker_module)
     if problems:
@@ -286,13 +286,13 @@ def cmd_check_names(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from .worker import run
+    from .worker._main import run
 
     return run(args, prog=f"{PROG} worker")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .worker import add_worker_arguments
+    from .worker._main import add_worker_arguments
 
     parser = argparse.ArgumentParser(prog=PROG, description="scalr_queue: background jobs over arq and Redis.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

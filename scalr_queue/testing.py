@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 
-from ._names import NameUse, find_enqueued_names, find_unknown_task_names
-from ._redis_server import RedisServer, free_port
+from .producer._names import NameUse, find_enqueued_names, find_unknown_task_names
+from .redis._server import RedisServer, free_port
 
 __all__ = [
     "NameUse",

@@ -15,8 +15,8 @@ import pytest
 from redis.asyncio import Redis
 
 import scalr_queue
-from scalr_queue._redis_server import RedisServer
 from scalr_queue._settings import get_settings
+from scalr_queue.redis._server import RedisServer
 
 # fast but realistic knobs for tests; individual tests override through set_env
 TEST_ENV = {

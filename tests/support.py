@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from scalr_queue._loader import WorkerConfig
 from scalr_queue._settings import load_settings
 from scalr_queue._tasks import build_task_map
-from scalr_queue._worker import ScalrWorker
+from scalr_queue.worker._loader import WorkerConfig
+from scalr_queue.worker._worker import ScalrWorker
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,9 +14,9 @@ import pytest
 from redis.asyncio import Redis
 
 import scalr_queue
-from scalr_queue._arq_compat import retrying
 from scalr_queue._settings import get_settings
 from scalr_queue._tasks import as_task_spec
+from scalr_queue.arq_compat._worker_settings import retrying
 
 
 async def charge_with_cause(ctx: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ from arq.worker import get_kwargs
 from redis.asyncio import Redis
 
 import scalr_queue
-from scalr_queue._loader import config_from_settings_class
+from scalr_queue.worker._loader import config_from_settings_class
 from tests.support import ROOT
 
 

@@ -14,8 +14,8 @@ from redis.asyncio import Redis
 
 import scalr_queue
 from scalr_queue import CancelOutcome, JobCancelledError, JobNotFoundError, JobStatus
-from scalr_queue._cancel import cancel_suffix
-from scalr_queue._constants import cancels_key, leases_key, queue_key
+from scalr_queue.control._cancel import cancel_suffix
+from scalr_queue.redis._keys import cancels_key, leases_key, queue_key
 from tests.support import run_cli, running_worker, spawn_worker, wait_until
 
 CANCEL_MODULE = """

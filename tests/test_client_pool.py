@@ -7,7 +7,7 @@ from collections.abc import Awaitable
 from redis.asyncio import Redis
 
 import scalr_queue
-from scalr_queue._connection import create_redis
+from scalr_queue.redis._connection import create_redis
 from tests.support import wait_until
 
 

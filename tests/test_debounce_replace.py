@@ -20,8 +20,9 @@ import pytest
 from redis.asyncio import Redis
 
 import scalr_queue
-from scalr_queue import JobOptions, JobOptionsError, JobStatus, _scripts
-from scalr_queue._constants import NEXT_PREFIX
+from scalr_queue import JobOptions, JobOptionsError, JobStatus
+from scalr_queue.redis import _scripts
+from scalr_queue.redis._keys import NEXT_PREFIX
 from tests.support import ROOT, run_cli, spawn_worker, wait_until
 
 RECORD_MODULE = """

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 import scalr_queue
 from scalr_queue import JobOptionsError, JobStatus, PayloadError, QueueUnavailableError
-from scalr_queue._redis_server import free_port
+from scalr_queue.redis._server import free_port
 
 
 async def test_queue_is_arqs_sorted_set_and_payload_is_readable_json(redis: Redis) -> None:

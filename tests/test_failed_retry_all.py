@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 import scalr_queue
 from scalr_queue import QueueUnavailableError
-from scalr_queue._failed import failure_record
+from scalr_queue.control._failed import failure_record
 from scalr_queue.testing import RedisServer, free_port
 from tests.support import run_cli, wait_until
 

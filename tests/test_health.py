@@ -21,8 +21,8 @@ import pytest
 from redis.asyncio import Redis
 
 import scalr_queue
-from scalr_queue._health import WorkerHealth
-from scalr_queue._redis_server import RedisServer, free_port
+from scalr_queue.observe._health import WorkerHealth
+from scalr_queue.redis._server import RedisServer, free_port
 from tests.support import LoggedWorker, spawn_worker, wait_until
 from tests.test_metrics import listening_addresses
 

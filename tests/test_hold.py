@@ -13,8 +13,8 @@ from redis.asyncio import Redis
 
 import scalr_queue
 from scalr_queue import ConfigurationError, JobStatus
-from scalr_queue._constants import held_key, holds_key
-from scalr_queue._redis_server import RedisServer
+from scalr_queue.redis._keys import held_key, holds_key
+from scalr_queue.redis._server import RedisServer
 from tests.support import LoggedWorker, run_cli, wait_until
 
 MODULE = """

@@ -7,11 +7,11 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from scalr_queue import _scripts
 from scalr_queue._codec import job_payload
-from scalr_queue._connection import eval_script
-from scalr_queue._constants import JOB_PREFIX, RETRY_PREFIX, held_key, holds_key, paused_key
-from scalr_queue._holds import Where, hold_field, hold_rule, parse_where
+from scalr_queue.control._holds import Where, hold_field, hold_rule, parse_where
+from scalr_queue.redis import _scripts
+from scalr_queue.redis._connection import eval_script
+from scalr_queue.redis._keys import JOB_PREFIX, RETRY_PREFIX, held_key, holds_key, paused_key
 from tests.test_scripts import LEASE, LEASES, ME, NOW, QUEUE, WAKE, Q, ip
 
 HOLDS, HELD = holds_key(Q), held_key(Q)

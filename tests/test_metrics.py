@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 import scalr_queue
-from scalr_queue._redis_server import free_port
+from scalr_queue.redis._server import free_port
 from tests.support import running_worker
 
 

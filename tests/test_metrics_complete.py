@@ -18,8 +18,8 @@ import pytest
 from redis.asyncio import Redis
 
 import scalr_queue
-from scalr_queue._producer_metrics import metrics_registry
-from scalr_queue._redis_server import free_port
+from scalr_queue.observe._producer_metrics import metrics_registry
+from scalr_queue.redis._server import free_port
 from tests.metrics_support import MetricsWorker, Samples, value
 from tests.support import wait_until
 

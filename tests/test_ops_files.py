@@ -16,7 +16,7 @@ import yaml
 from redis.asyncio import Redis
 
 import scalr_queue
-from scalr_queue._redis_server import free_port
+from scalr_queue.redis._server import free_port
 from tests.metrics_support import MetricsWorker, names, value
 from tests.support import ROOT, wait_until
 

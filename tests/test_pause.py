@@ -14,8 +14,8 @@ from redis.asyncio import Redis
 
 import scalr_queue
 from scalr_queue import ConfigurationError, JobStatus
-from scalr_queue._constants import paused_key, wake_key
-from scalr_queue._redis_server import RedisServer
+from scalr_queue.redis._keys import paused_key, wake_key
+from scalr_queue.redis._server import RedisServer
 from tests.support import run_cli, spawn_worker, wait_until
 
 SLOW_MODULE = """

@@ -12,8 +12,8 @@ from redis.asyncio import Redis
 
 import scalr_queue
 from scalr_queue import JobStatus
-from scalr_queue._constants import progress_key
-from scalr_queue._progress import ProgressReporter
+from scalr_queue.redis._keys import progress_key
+from scalr_queue.worker._progress import ProgressReporter
 from tests.support import run_cli, spawn_worker, wait_until
 
 PROGRESS_MODULE = """

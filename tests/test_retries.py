@@ -14,8 +14,8 @@ from redis.asyncio import Redis
 
 import scalr_queue
 from scalr_queue import Fail, JobFailedError, task
-from scalr_queue._retry import backoff_delay
 from scalr_queue._settings import load_settings
+from scalr_queue.worker._retry import backoff_delay
 from tests.support import running_worker
 
 ATTEMPTS: list[tuple[int, float]] = []

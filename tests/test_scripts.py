@@ -11,9 +11,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from scalr_queue import _scripts
-from scalr_queue._connection import eval_script
-from scalr_queue._constants import (
+from scalr_queue.redis import _scripts
+from scalr_queue.redis._connection import eval_script
+from scalr_queue.redis._keys import (
     IN_PROGRESS_PREFIX,
     JOB_PREFIX,
     RESULT_PREFIX,

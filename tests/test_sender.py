@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from redis.asyncio import ConnectionPool, Redis
 
-from scalr_queue._sender import ScriptSender
+from scalr_queue.producer._sender import ScriptSender
 
 SET_AND_ECHO = "redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1]"
 

@@ -19,9 +19,9 @@ from redis.asyncio import Redis
 
 import scalr_queue
 from scalr_queue import Fail, JobOptions
-from scalr_queue._constants import failed_key
-from scalr_queue._logging import JsonFormatter
-from scalr_queue._tracing import configured_tracing
+from scalr_queue.observe._logging import JsonFormatter
+from scalr_queue.observe._tracing import configured_tracing
+from scalr_queue.redis._keys import failed_key
 from tests.support import ROOT, running_worker, wait_until
 
 otel_sdk = pytest.importorskip("opentelemetry.sdk.trace", reason="the otel extra and opentelemetry-sdk (dev)")
@@ -253,10 +253,10 @@ UNTRACED_PROCESS = textwrap.dedent(
         sys.meta_path.insert(0, Absent())
 
     import scalr_queue
-    from scalr_queue._loader import WorkerConfig
+    from scalr_queue.worker._loader import WorkerConfig
     from scalr_queue._settings import load_settings
     from scalr_queue._tasks import build_task_map
-    from scalr_queue._worker import ScalrWorker
+    from scalr_queue.worker._worker import ScalrWorker
 
     async def double(ctx, n: int) -> int:
         return 2 * n

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 import scalr_queue
 from scalr_queue import FailedJobs, Job, JobOptions, JobOptionsError, Settings, task
-from scalr_queue._connection import ScalrRedis
+from scalr_queue.redis._connection import ScalrRedis
 from tests.support import running_worker
 
 T = TypeVar("T")

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 import scalr_queue
 from scalr_queue import CancelOutcome, JobStatus
-from scalr_queue._redis_server import RedisServer
+from scalr_queue.redis._server import RedisServer
 from tests.support import wait_until
 
 from .rsupport import start_worker, worker_env, write_module

@@ -32,7 +32,7 @@ from scalr_queue import (
     TaskArgumentsError,
     UnknownTaskError,
 )
-from scalr_queue._redis_server import RedisServer, free_port
+from scalr_queue.redis._server import RedisServer, free_port
 from tests.support import ROOT, running_worker, spawn_worker, wait_until
 
 from . import hostile_tasks

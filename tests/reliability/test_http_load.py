@@ -18,7 +18,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from scalr_queue._redis_server import RedisServer
+from scalr_queue.redis._server import RedisServer
 from tests.support import wait_until
 from tests.template.template_support import Stack, base_env
 

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 import scalr_queue
 from scalr_queue import QueueUnavailableError
-from scalr_queue._redis_server import RedisServer
+from scalr_queue.redis._server import RedisServer
 from tests.support import wait_until
 from tests.template.template_support import Stack, base_env
 

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 
 import scalr_queue
 from scalr_queue import QueueUnavailableError
-from scalr_queue._redis_server import RedisServer
+from scalr_queue.redis._server import RedisServer
 from tests.support import wait_until
 from tests.template.template_support import Proc, Stack, base_env
 from tests.template.template_support import wait_until as wait_until_sync

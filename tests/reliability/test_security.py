@@ -20,7 +20,7 @@ from redis.exceptions import NoPermissionError
 
 import scalr_queue
 from scalr_queue import JobFailedError, QueueUnavailableError
-from scalr_queue._redis_server import RedisServer, free_port
+from scalr_queue.redis._server import RedisServer, free_port
 from tests.support import ROOT, run_cli, wait_until
 from tests.template.template_support import Stack, base_env
 
@@ -348,8 +348,8 @@ def test_no_pickle_anywhere_in_scalr_queue() -> None:
 
 def test_every_redis_client_scalr_queue_makes_decodes_json() -> None:
     from scalr_queue._codec import loads
-    from scalr_queue._connection import create_redis
     from scalr_queue._settings import load_settings
+    from scalr_queue.redis._connection import create_redis
 
     redis = create_redis(load_settings())
     assert redis.job_deserializer is loads and redis.job_serializer is None

@@ -102,7 +102,7 @@ async def test_job_status_shows_a_cancelled_job_with_its_reason(client: httpx.As
 
 
 async def test_job_status_shows_the_tasks_progress(client: httpx.AsyncClient, redis_url: str) -> None:
-    from scalr_queue._constants import progress_key
+    from scalr_queue.redis._keys import progress_key
 
     job_id = (await client.post("/invoices/10/send")).json()["job_id"]
     redis = Redis.from_url(redis_url)

@@ -1,0 +1,163 @@
+"""Concurrent enqueues from one process share round trips: send now when idle, batch when busy.
+
+A web process under load enqueues from many requests at once. The first call is sent at once;
+calls made while it is in flight wait and go out together, pipelined on one connection, as soon
+as it returns. A lone enqueue therefore costs exactly one round trip with no added delay, and a
+busy process pays the per-call costs (connection checkout, syscalls, reading) once per batch.
+If a send fails, the calls waiting behind it fail with the same error without being sent, so
+nothing is written and nobody waits longer than one timeout.
+
+Commands are packed into RESP by hiredis's ``pack_command`` (C), the packer redis-py's own
+synchronous connections use when hiredis is installed; hiredis is a dependency anyway. In
+``python -m bench.sender`` it packs an enqueue in 11-23 % of the time redis-py's asyncio
+``pack_commands`` (pure Python) takes and in about half the time of the hand-written packer
+this module used to carry (bench/README.md, "Enqueue sender"). What this module adds is the
+batching, not the protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+
+import hiredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+
+from ..redis import _scripts
+
+Command = tuple[bytes | str | int, ...]  # one command's arguments, packed when sent
+Call = tuple[Command, "asyncio.Future[Any]"]
+MAX_BATCH = 500  # calls per pipeline: bounds one reply's size and the wait of the last caller in it
+
+# hiredis's stub types the argument as a 1-tuple; it takes a command of any length
+_pack_command = cast(Callable[[Command], bytes], hiredis.pack_command)
+
+
+@functools.cache
+def _wants_command_name(get_connection: Callable[..., object]) -> bool:
+    """Whether a pool's ``get_connection`` requires a command name.
+
+    redis-py before 5.3 requires one (and ignores it); 5.3 makes it optional and warns when it is
+    given. Asking the signature, not the version, also covers pool subclasses.
+    """
+    param = inspect.signature(get_connection).parameters.get("command_name")
+    return param is not None and param.default is inspect.Parameter.empty
+
+
+async def checkout(pool: Any) -> Any:
+    """A connection from ``pool``, called the way the installed redis-py expects."""
+    if _wants_command_name(type(pool).get_connection):
+        return await pool.get_connection("EVALSHA")
+    return await pool.get_connection()
+
+
+class ScriptSender:
+    """Runs one Lua script for many concurrent callers over one Redis client."""
+
+    def __init__(self, redis: Any, script: str) -> None:
+        self.redis = redis
+        self.script = script
+        self.sha = _scripts.sha(script).encode()
+        self._busy = False
+        self._waiting: list[Call] = []
+        self._tasks: set[asyncio.Task[None]] = set()  # strong references to batches in flight
+
+    def command(self, keys: Sequence[str], args: Sequence[bytes | str | int]) -> Command:
+        return (b"EVALSHA", self.sha, len(keys), *keys, *args)
+
+    async def call(self, keys: Sequence[str], args: Sequence[bytes | str | int]) -> Any:
+        command = self.command(keys, args)
+        if self._busy:
+            fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._waiting.append((command, fut))
+            return await fut
+        self._busy = True
+        try:
+            (result,) = await self.send([command])
+        except BaseException as exc:
+            self._fail_waiting(exc)
+            raise
+        self._send_waiting()
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def _fail_waiting(self, exc: BaseException) -> None:
+        waiting, self._waiting = self._waiting, []
+        self._busy = False
+        error = exc if isinstance(exc, Exception) else RedisConnectionError("enqueue interrupted")
+        for _, fut in waiting:
+            if not fut.done():
+                fut.set_exception(error)
+
+    def _send_waiting(self) -> None:
+        if not self._waiting:
+            self._busy = False
+            return
+        batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+        task = asyncio.get_running_loop().create_task(self._send_batch(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_batch(self, batch: list[Call]) -> None:
+        batch = [call for call in batch if not call[1].done()]  # a caller that gave up is not sent
+        try:
+            results = await self.send([command for command, _ in batch])
+        except BaseException as exc:
+            self._fail_waiting(exc)
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc if isinstance(exc, Exception) else RedisConnectionError("interrupted"))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, fut), result in zip(batch, results, strict=True):
+            if fut.done():
+                continue
+            if isinstance(result, Exception):
+                fut.set_exception(result)
+            else:
+                fut.set_result(result)
+        self._send_waiting()
+
+    async def send(self, commands: list[Command]) -> list[Any]:
+        """Pipeline ``commands``; load the script and resend if Redis lost it (restart, flush)."""
+        results = await self._pipeline(commands)
+        if any(isinstance(r, NoScriptError) for r in results):
+            await self.redis.execute_command("SCRIPT", "LOAD", self.script)
+            results = await self._pipeline(commands)
+        return results
+
+    def encode(self, conn: Any, commands: list[Command]) -> list[bytes]:
+        """``commands`` in RESP, ready for ``conn.send_packed_command`` (bench/sender.py swaps this)."""
+        return [b"".join(map(_pack_command, commands))]
+
+    async def _pipeline(self, commands: list[Command]) -> list[Any]:
+        pool = self.redis.connection_pool
+        for attempt in (1, 2):
+            out: list[Any] = []
+            conn = await checkout(pool)
+            try:
+                await conn.send_packed_command(self.encode(conn, commands))
+                for _ in commands:
+                    try:
+                        out.append(await conn.read_response())
+                    except ResponseError as exc:  # an error reply; the stream stays in step
+                        out.append(exc)
+                return out
+            except RedisConnectionError:
+                await conn.disconnect()
+                # a pooled connection that died with a Redis restart gets one retry on a fresh one,
+                # but never once a reply was read: resending then could run a command twice
+                if attempt == 2 or out:
+                    raise
+            except BaseException:
+                await conn.disconnect()
+                raise
+            finally:
+                await pool.release(conn)
+        raise AssertionError("unreachable")  # pragma: no cover

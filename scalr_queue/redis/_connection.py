@@ -1,0 +1,167 @@
+"""Redis connections: one pool per process and event loop, and Redis errors in our words."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from arq.connections import ArqRedis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    NoPermissionError,
+    NoScriptError,
+    OutOfMemoryError,
+    RedisError,
+    ResponseError,
+)
+from redis.exceptions import (
+    ConnectionError as RedisConnectionError,
+)
+from redis.exceptions import (
+    TimeoutError as RedisTimeoutError,
+)
+
+from .._errors import QueueUnavailableError
+from .._settings import Settings
+from . import _scripts
+
+if TYPE_CHECKING:
+    from arq.jobs import Job as ArqJob
+
+    from .._protocols import Enqueuer
+
+T = TypeVar("T")
+
+
+def aw(value: Awaitable[T] | T) -> Awaitable[T]:
+    """redis-py types each command as sync-or-async; on an asyncio client it is always awaitable."""
+    return cast(Awaitable[T], value)
+
+
+async def eval_script(redis: Any, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    """EVALSHA, loading the script once if Redis does not have it (first use, or after a restart)."""
+    sha = _scripts.sha(script)
+    try:
+        return await redis.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+    except NoScriptError:
+        await redis.execute_command("SCRIPT", "LOAD", script)
+        return await redis.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+
+
+class ScalrRedis(ArqRedis):
+    """arq's Redis client whose ``enqueue_job`` goes through scalr_queue.
+
+    arq's cron scheduler and task code calling ``ctx["redis"].enqueue_job(...)`` (the usual
+    arq idiom) therefore get JSON payloads, no silent expiry and instant wake-ups too.
+    """
+
+    scalr_client: Enqueuer | None = None  # set by whoever made this client to enqueue through
+
+    async def enqueue_job(
+        self,
+        function: str,
+        *args: Any,
+        _job_id: str | None = None,
+        _queue_name: str | None = None,
+        _defer_until: datetime | None = None,
+        _defer_by: float | timedelta | None = None,
+        _expires: float | timedelta | None = None,
+        _job_try: int | None = None,
+        **kwargs: Any,
+    ) -> ArqJob | None:
+        from arq.jobs import Job as ArqJob
+
+        from ._keys import QUEUE_PREFIX
+
+        client = self.scalr_client
+        if client is None:
+            raise RuntimeError("this Redis client has no scalr_queue client to enqueue through")
+        queue = _queue_name.removeprefix(QUEUE_PREFIX) if _queue_name else client.settings.queue_name
+        options = {
+            "_job_id": _job_id,
+            "_queue_name": queue,
+            "_defer_until": _defer_until,
+            "_defer_by": _defer_by,
+            "_expires": _expires,
+            "_job_try": _job_try,
+        }
+        job = await client.enqueue_call(function, args, {**kwargs, **options})
+        if not job.created:
+            return None
+        return ArqJob(job.job_id, redis=self, _queue_name=QUEUE_PREFIX + queue, _deserializer=self.job_deserializer)
+
+
+def create_redis(settings: Settings, *, blocking: bool = False) -> ScalrRedis:
+    """A client for ``settings.redis_url``; ``blocking`` leaves reads and writes without a timeout.
+
+    Producers get a connect and read timeout of ``SCALR_QUEUE_REDIS_TIMEOUT`` so a dead Redis
+    fails an enqueue in about that long instead of hanging a web request. The worker's clients
+    are ``blocking`` (BRPOP must wait; and redis-py's per-send timeout costs a task per command
+    on Python 3.11): the worker bounds each of its own calls with ``asyncio.timeout`` instead.
+    One retry on a broken connection lets a pool recover from a Redis restart quietly.
+    """
+    from .._codec import loads
+
+    kwargs: dict[str, Any] = {
+        "socket_connect_timeout": settings.redis_timeout,
+        "socket_timeout": None if blocking else settings.redis_timeout,
+        "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        "retry_on_error": [RedisConnectionError],
+        "health_check_interval": 0 if blocking else 30,
+        "socket_keepalive": True,
+        # no CLIENT SETINFO handshake: against a hung server each of its reads waits out the timeout
+        "lib_name": None,
+        "lib_version": None,
+    }
+    if settings.redis_url.startswith("rediss://"):
+        kwargs["ssl_cert_reqs"] = settings.tls_cert_reqs
+        kwargs["ssl_check_hostname"] = settings.tls_check_hostname
+        if settings.tls_ca_certs:
+            kwargs["ssl_ca_certs"] = settings.tls_ca_certs
+    redis: ScalrRedis = ScalrRedis.from_url(settings.redis_url, **kwargs)
+    redis.job_deserializer = loads
+    redis.job_serializer = None
+    return redis
+
+
+def is_permission_error(exc: BaseException) -> bool:
+    """A Redis ACL refusal: a command, or a command inside one of our scripts, not allowed for the user."""
+    text = str(exc)
+    return isinstance(exc, NoPermissionError | AuthorizationError) or (
+        isinstance(exc, ResponseError)
+        and ("NOPERM" in text or "no permissions to" in text or "can't run this command" in text)
+    )
+
+
+def unavailable(exc: BaseException, settings: Settings, doing: str) -> QueueUnavailableError:
+    """Map a redis-py error to one clear line; the URL is shown with its password masked."""
+    where = settings.safe_redis_url
+    if isinstance(exc, AuthenticationError) or "WRONGPASS" in str(exc) or "NOAUTH" in str(exc):
+        why = "Redis refused the credentials (check the user and password in REDIS_URL)"
+    elif is_permission_error(exc):
+        why = f"the Redis user lacks a permission scalr_queue needs ({exc}); see the README's ACL line"
+    elif isinstance(exc, OutOfMemoryError) or (isinstance(exc, ResponseError) and str(exc).startswith("OOM")):
+        why = "Redis is out of memory (maxmemory reached with noeviction): nothing was written"
+    elif isinstance(exc, RedisTimeoutError | asyncio.TimeoutError | TimeoutError):
+        why = f"Redis did not answer within {settings.redis_timeout:g}s"
+    elif isinstance(exc, RedisConnectionError | OSError):
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "Error 111" in text or "Connect call failed" in text:
+            text = "connection refused: is redis-server running and REDIS_URL right?"
+        elif "CERTIFICATE_VERIFY_FAILED" in text:
+            text = (
+                "TLS certificate not trusted: set SCALR_QUEUE_TLS_CA_CERTS to the CA file "
+                "(SCALR_QUEUE_TLS_CERT_REQS=none only for a test server)"
+            )
+        why = f"cannot connect to Redis ({text})"
+    else:
+        why = f"Redis error: {type(exc).__name__}: {exc}"
+    return QueueUnavailableError(f"{doing} failed: {why} [{where}]")
+
+
+REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.TimeoutError)

@@ -1,0 +1,531 @@
+"""The worker: arq's Worker with its claim, wait, run and finish steps replaced.
+
+* claim: up to N ready jobs per Lua call, each under a short lease (``SCALR_QUEUE_LEASE``)
+  that this worker renews while the job runs, so a crashed worker's jobs come back within
+  about one lease, and a long job on a live worker is never stolen;
+* wait: an idle worker blocks in BRPOP on the queue's wake list (enqueue pushes to it), so new
+  work starts within milliseconds with no busy polling; a slow poll stays as a safety net;
+* run: every exception retries with exponential backoff (timeouts too), ``Fail`` and
+  ``no_retry`` types fail at once, payloads are JSON only;
+* finish: the results of jobs that end together are settled in one Lua call;
+* cancel: a cancel is pushed to every worker of the queue (``_cancel_watch``); the one that
+  holds the job cancels its task, and the job ends ``cancelled``, never retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from functools import partial
+from typing import TYPE_CHECKING
+
+from arq.connections import RedisSettings, log_redis_info
+from arq.worker import Worker
+
+from .._codec import dumps, loads
+from .._settings import Settings
+from .._tasks import TaskSpec, as_task_spec
+from ..observe import _depth
+from ..observe._health import WorkerHealth
+from ..observe._metrics import WorkerMetrics
+from ..observe._tracing import configured_tracing
+from ..producer._client import QueueClient
+from ..redis import _scripts
+from ..redis._connection import (
+    REDIS_ERRORS,
+    ScalrRedis,
+    aw,
+    create_redis,
+    eval_script,
+    is_permission_error,
+    unavailable,
+)
+from ..redis._keys import cancels_key, held_key, holds_key, leases_key, paused_key, queue_key, wake_key
+from . import _registry
+from ._cancel_watch import CancelWatcher, HeardCancels
+from ._execution import JobExecution, now_ms
+from ._finisher import Finisher
+from ._loader import WorkerConfig
+
+if TYPE_CHECKING:
+    from ..observe._otel import Tracing
+
+logger = logging.getLogger("scalr_queue.worker")
+CLAIM_MAX = 500
+# held jobs one claim moves aside at most, so a large backlog under a new hold never stalls Redis
+HOLD_SCAN = 1000
+# how soon a replacement held back behind its running predecessor is looked at again: the most it
+# waits after the predecessor ends (only while one waits; a plain claim never looks)
+REPLACEMENT_RECHECK_MS = 200
+
+
+class ScalrWorker(JobExecution, Worker):
+    """Runs one queue's jobs. Build it from a WorkerConfig; ``await worker.run_async()``."""
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        settings: Settings,
+        *,
+        queue: str | None = None,
+        concurrency: int | None = None,
+        burst: bool = False,
+        handle_signals: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self.queue = queue or config.queue_name or settings.queue_name
+        self.specs: dict[str, TaskSpec] = dict(config.tasks)
+        for cj in config.cron_jobs:
+            self.specs[cj.name] = as_task_spec(
+                cj.coroutine,
+                name=cj.name,
+                timeout=cj.timeout_s,
+                max_tries=cj.max_tries,
+                keep_result=cj.keep_result_s,
+            )
+        overrides = config.overrides
+        super().__init__(
+            functions=list(config.tasks.values()),
+            queue_name=queue_key(self.queue),
+            cron_jobs=config.cron_jobs,
+            redis_settings=RedisSettings(),
+            burst=burst,
+            on_startup=config.on_startup,  # type: ignore[arg-type]
+            on_shutdown=config.on_shutdown,  # type: ignore[arg-type]
+            handle_signals=False,
+            max_jobs=concurrency or overrides.get("concurrency") or settings.concurrency,
+            job_timeout=overrides.get("job_timeout") or settings.job_timeout,
+            keep_result=overrides.get("keep_result", settings.keep_result),
+            poll_delay=settings.poll_interval,
+            max_tries=overrides.get("max_tries") or settings.max_tries,
+            health_check_interval=settings.health_interval,
+            job_serializer=dumps,
+            job_deserializer=loads,
+        )
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.started_ms = now_ms()
+        self._signals = handle_signals
+        self._stop = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._shutting_down = False
+        self._finisher: Finisher | None = None
+        self._blocking: ScalrRedis | None = None
+        self._listener: ScalrRedis | None = None
+        self._cancelling: dict[str, str | None] = {}
+        self._heard = HeardCancels(ttl=max(60.0, settings.lease * 2))
+        self.jobs_cancelled = 0
+        self.cancel_watcher: CancelWatcher | None = None
+        self._background: list[asyncio.Task[None]] = []
+        self._outage_since: float | None = None
+        self._leases_lost: set[str] = set()  # running jobs whose lease went elsewhere, counted once each
+        self._paused = False
+        self.shutdown_requeued = 0
+        self.metrics = WorkerMetrics(self.queue)
+        self.health = WorkerHealth(
+            queue=self.queue,
+            worker_id=self.worker_id,
+            running=lambda: len(self.tasks),
+            max_lag=settings.health_max_lag,
+            heartbeat=settings.health_interval,
+        )
+        self._tracing: Tracing | None = None
+        self._detach_log_ids: Callable[[], None] | None = None
+
+    @property
+    def op_timeout(self) -> float:
+        """Bound on one of the worker's own Redis calls (its clients have no socket timeout)."""
+        return max(5.0, self.settings.redis_timeout * 3)
+
+    @property
+    def finisher(self) -> Finisher:
+        assert self._finisher is not None, "the worker is not running"
+        return self._finisher
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    def request_stop(self, sig: signal.Signals | None = None) -> None:
+        """First call: drain (stop claiming, let jobs finish within the grace). Second: cancel now."""
+        name = sig.name if sig else "request"
+        self.health.stopping = True
+        if self._stop.is_set():
+            logger.warning(
+                "second %s: cancelling %d running jobs now (they go back to the queue)", name, len(self.tasks)
+            )
+            self._cancel_running()
+            return
+        logger.info(
+            "shutdown on %s: no new jobs; waiting up to %gs for %d running",
+            name,
+            self.settings.shutdown_grace,
+            len(self.tasks),
+        )
+        self._stop.set()
+
+    def _cancel_running(self) -> None:
+        self._shutting_down = True
+        for task in list(self.tasks.values()):
+            if not task.done():
+                task.cancel()
+
+    async def _connect(self) -> None:
+        """Connect, retrying with backoff: a worker started before Redis must not crash-loop."""
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                async with asyncio.timeout(self.op_timeout):
+                    await self.pool.ping()
+                    await self._load_scripts()
+                return
+            except REDIS_ERRORS as exc:
+                # the same words enqueue uses: refused connection, wrong password, TLS, timeout...
+                logger.error("%s; retrying in %.1fs", unavailable(exc, self.settings, "worker start-up"), delay)
+                await self._sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _load_scripts(self) -> None:
+        for script in (_scripts.CLAIM, _scripts.FINISH, _scripts.RENEW, _scripts.ENQUEUE):
+            await aw(self.pool.script_load(script))
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    async def run_async(self) -> None:
+        """Run until stopped (signal, ``request_stop``) or, in burst mode, until the queue is empty."""
+        loop = asyncio.get_running_loop()
+        if self.settings.health_port:
+            self.health.serve(self.settings.health_host, self.settings.health_port)
+        if self._signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.request_stop, sig)
+        self._pool = create_redis(self.settings, blocking=True)
+        self._finisher = Finisher(
+            self._pool,
+            self.queue,
+            self.worker_id,
+            failed_max=self.settings.failed_max,
+            give_up_after=max(self.settings.lease, 5.0),
+            op_timeout=self.op_timeout,
+            on_redis_error=self._redis_down,
+        )
+        self._blocking = create_redis(self.settings, blocking=True)
+        self._listener = create_redis(self.settings, blocking=True)
+        self.cancel_watcher = CancelWatcher(
+            self._listener,
+            self._pool,
+            self.queue,
+            running=lambda: list(self.tasks),
+            on_cancel=self.cancel_locally,
+            op_timeout=self.op_timeout,
+            on_redis_error=self._redis_down,
+        )
+        # ctx["redis"].enqueue_job(...) from tasks and cron enqueues through this client, on the worker's
+        # own pool; with SCALR_QUEUE_TASKS set, it checks against the tasks loaded here, not a re-import
+        client = QueueClient(self.settings, tasks=self.specs)
+        client.use_redis(self._pool)
+        ticker = loop.create_task(self.health.tick())
+        try:
+            await self._connect()
+            if self._stop.is_set():
+                return
+            logger.info("Starting worker for %d functions: %s", len(self.functions), ", ".join(self.functions))
+            async with asyncio.timeout(self.op_timeout):
+                await log_redis_info(self.pool, logger.info)
+            logger.info(
+                "worker %s serving queue %r (key %s) from %s; %s",
+                self.worker_id,
+                self.queue,
+                self.queue_name,
+                self.config.module,
+                self.settings.describe(),
+            )
+            self.ctx["redis"] = self.pool
+            self.ctx["worker_id"] = self.worker_id
+            if self.settings.metrics_port:
+                self.metrics.serve(self.settings.metrics_host, self.settings.metrics_port)
+            if self.on_startup:
+                await self.on_startup(self.ctx)
+            self._start_tracing()  # after on_startup, which may configure OpenTelemetry
+            try:
+                async with asyncio.timeout(self.op_timeout):
+                    await self._heartbeat_once()
+            except REDIS_ERRORS as exc:
+                if is_permission_error(exc):
+                    raise  # an ACL too narrow is a set-up mistake: the entrypoint says so and exits 2
+                self._redis_down(exc)  # the heartbeat loop tries again
+            self._background = [
+                loop.create_task(self._renew_loop()),
+                loop.create_task(self._heartbeat_loop()),
+                loop.create_task(self.cancel_watcher.listen()),
+                loop.create_task(self.cancel_watcher.poll_arq_aborts()),
+            ]
+            await self._claim_loop()
+            await self._drain()
+        finally:
+            if self._detach_log_ids is not None:
+                self._detach_log_ids()
+            for task in self._background:
+                task.cancel()
+            await asyncio.gather(*self._background, return_exceptions=True)
+            await self.finisher.drain()
+            await self._say_goodbye()
+            if self._signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+            self.metrics.stop()
+            ticker.cancel()
+            self.health.stop()
+            await self._blocking.aclose(close_connection_pool=True)
+            await self._listener.aclose(close_connection_pool=True)
+            await self.pool.aclose(close_connection_pool=True)
+
+    def _start_tracing(self) -> None:
+        """Trace every attempt when OpenTelemetry is configured (see scalr_queue.observe._tracing)."""
+        self._tracing = configured_tracing()
+        if self._tracing is None:
+            return
+        self.finisher.on_add = self._tracing.outcome
+        self._detach_log_ids = self._tracing.attach_log_ids()
+        logger.info("tracing: a span per attempt, joined to the trace that enqueued the job")
+
+    async def _drain(self) -> None:
+        self.health.stopping = True
+        if self.tasks:
+            _done, pending = await asyncio.wait(list(self.tasks.values()), timeout=self.settings.shutdown_grace)
+            if pending:
+                logger.warning(
+                    "shutdown grace (%gs) over: cancelling %d jobs; they go back to the queue",
+                    self.settings.shutdown_grace,
+                    len(pending),
+                )
+                self._cancel_running()
+                await asyncio.gather(*pending, return_exceptions=True)
+        logger.info(
+            "worker stopped: %d complete, %d failed, %d retried, %d requeued at shutdown",
+            self.jobs_complete,
+            self.jobs_failed,
+            self.jobs_retried,
+            self.shutdown_requeued,
+        )
+
+    async def _say_goodbye(self) -> None:
+        try:
+            await _registry.remove(self.pool, self.queue, self.worker_id)
+            if self.settings.metrics_port:
+                await _depth.release(self.pool, self.queue, self.worker_id)
+            await self.pool.delete(self.health_check_key)
+            if self.on_shutdown:
+                await self.on_shutdown(self.ctx)
+        except REDIS_ERRORS as exc:
+            logger.warning("could not deregister from Redis at shutdown: %s", exc)
+
+    # -- claiming -----------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        assert self._blocking is not None
+        backoff = 0.2
+        while not self._stop.is_set():
+            free = self.max_jobs - len(self.tasks)
+            if free <= 0:
+                await self._wait_for_slot()
+                continue
+            try:
+                claimed, next_score, more = await self._claim(min(free, CLAIM_MAX))
+                self._redis_ok()
+                backoff = 0.2
+            except REDIS_ERRORS as exc:
+                self._redis_down(exc)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if claimed >= free or more:
+                continue
+            if self.burst and not self.tasks and next_score is None:
+                return
+            timeout = self.settings.poll_interval
+            if next_score is not None:
+                timeout = max(0.0, min(timeout, (next_score - now_ms()) / 1000))
+            if self.burst and not self.tasks:
+                await self._sleep(min(timeout, 0.05) if timeout > 0 else 0)
+                continue
+            await self._wait_for_work(wait_s=timeout)
+
+    async def _wait_for_slot(self) -> None:
+        """All slots busy: wait for one to free up, or for a stop request (the drain takes over)."""
+        self._slot_freed.clear()
+        slot = asyncio.ensure_future(self._slot_freed.wait())
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({slot, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for fut in (slot, stop):
+                fut.cancel()
+            await asyncio.gather(slot, stop, return_exceptions=True)
+        await asyncio.sleep(0)  # let other jobs that end in this tick free their slots too
+
+    async def _wait_for_work(self, wait_s: float) -> None:
+        """Block until a wake-up, the timeout (next due job or safety poll), or a stop."""
+        assert self._blocking is not None
+        if wait_s < 0.005:
+            await asyncio.sleep(wait_s)
+            return
+        brpop = self._blocking.brpop([wake_key(self.queue)], timeout=wait_s)  # type: ignore[arg-type]
+        waiter = asyncio.ensure_future(aw(brpop))
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            done, _ = await asyncio.wait({waiter, stop}, timeout=wait_s + 2, return_when=asyncio.FIRST_COMPLETED)
+            if waiter in done and waiter.exception() is not None:
+                self._redis_down(waiter.exception())  # type: ignore[arg-type]
+                await self._sleep(0.5)
+        finally:
+            for fut in (waiter, stop):
+                if not fut.done():
+                    fut.cancel()
+            await asyncio.gather(waiter, stop, return_exceptions=True)
+
+    def _redis_down(self, exc: BaseException) -> None:
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+            self.health.redis_failed()
+            self.metrics.disruptions.labels(self.queue).inc()
+            logger.error(
+                "lost Redis at %s (%s); retrying",
+                self.settings.safe_redis_url,
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            )
+
+    def _redis_ok(self) -> None:
+        if self._outage_since is not None:
+            took = time.monotonic() - self._outage_since
+            logger.info("Redis is back after %.2fs", took)
+            self._outage_since = None
+            self.health.redis_answered()
+
+    async def _claim(self, count: int) -> tuple[int, float | None, bool]:
+        args = [now_ms(), count, int(self.settings.lease * 1000), self.worker_id, REPLACEMENT_RECHECK_MS, HOLD_SCAN]
+        keys = [
+            self.queue_name,
+            wake_key(self.queue),
+            leases_key(self.queue),
+            paused_key(self.queue),
+            holds_key(self.queue),
+            held_key(self.queue),
+        ]
+        async with asyncio.timeout(self.op_timeout):
+            ids, payloads, tries, nxt, more, dues, *paused = await eval_script(self.pool, _scripts.CLAIM, keys, args)
+        if bool(paused) != self._paused:
+            self._paused = bool(paused)
+            logger.info("queue %r %s", self.queue, "paused: claiming nothing until resumed" if paused else "resumed")
+        loop = asyncio.get_running_loop()
+        for job_id_b, raw, job_try, due in zip(ids, payloads, tries, dues, strict=True):
+            job_id = job_id_b.decode()
+            run = self._run(job_id, raw, int(job_try), int(float(due)))
+            if self._tracing is not None:
+                run = self._tracing.attempt(run, raw, job_id, int(job_try), self.queue, self.worker_id)
+            task = loop.create_task(run)
+            self.tasks[job_id] = task
+            task.add_done_callback(partial(self._job_done, job_id))
+        return len(ids), (float(nxt) if nxt is not None else None), bool(more)
+
+    def _job_done(self, job_id: str, task: asyncio.Task[None]) -> None:
+        self.tasks.pop(job_id, None)
+        if task.cancelled() and job_id in self._cancelling:
+            self._finish_cancelled(job_id)  # cancelled before its first step: _run never saw it
+        self._leases_lost.discard(job_id)
+        self._slot_freed.set()
+
+    def cancel_locally(self, job_id: str, reason: str | None) -> None:
+        """A cancel was heard: cancel the task if this worker runs the job, else note it briefly."""
+        task = self.tasks.get(job_id)
+        if task is None:
+            self._heard.add(job_id)
+            return
+        if job_id in self._cancelling or task.done():
+            return
+        self._cancelling[job_id] = reason
+        task.cancel()
+
+    # -- background: leases, health, registry, cron ----------------------------------------
+
+    async def _renew_loop(self) -> None:
+        interval = self.settings.lease / 3
+        while True:
+            await asyncio.sleep(interval)
+            ids = list(self.tasks)
+            if not ids:
+                continue
+            lease_ms = int(self.settings.lease * 1000)
+            try:
+                args = [lease_ms, now_ms() + lease_ms, self.worker_id, *ids]
+                keys = [leases_key(self.queue), cancels_key(self.queue)]
+                async with asyncio.timeout(self.op_timeout):
+                    lost, marked = await eval_script(self.pool, _scripts.RENEW, keys, args)
+            except REDIS_ERRORS as exc:
+                self._redis_down(exc)
+                continue
+            for job_id in marked:  # a cancel whose publish this worker missed (e.g. a job taken over)
+                self.cancel_locally(job_id.decode(), None)
+            for raw_id in lost:
+                job_id = raw_id.decode()
+                if job_id not in self.tasks:
+                    continue  # it finished while the renewal was in flight: its lease is gone on purpose
+                if job_id in self._leases_lost:
+                    continue  # counted and logged once already
+                self._leases_lost.add(job_id)
+                self.metrics.lease_losses.labels(self.queue).inc()
+                logger.warning(
+                    "lease lost on job %s (this worker was paused or cut off for longer than the "
+                    "lease): another worker may run it too",
+                    job_id,
+                )
+
+    async def _heartbeat_loop(self) -> None:
+        tick = min(self.settings.health_interval, 0.5 if self.cron_jobs else self.settings.health_interval)
+        last_health = time.monotonic()
+        while True:
+            await asyncio.sleep(tick)
+            try:
+                if self.cron_jobs and not self._stop.is_set():
+                    await self.run_cron(datetime.now(tz=self.timezone), 0.5)
+                if time.monotonic() - last_health >= self.settings.health_interval:
+                    last_health = time.monotonic()
+                    async with asyncio.timeout(self.op_timeout):
+                        await self._heartbeat_once()
+            except REDIS_ERRORS as exc:
+                self._redis_down(exc)
+
+    async def _heartbeat_once(self) -> None:
+        running = len(self.tasks)
+        info = (
+            f"{datetime.now():%b-%d %H:%M:%S} j_complete={self.jobs_complete} j_failed={self.jobs_failed} "
+            f"j_retried={self.jobs_retried} j_ongoing={running} worker={self.worker_id}"
+        )
+        entry = {
+            "id": self.worker_id,
+            "module": self.config.module,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "concurrency": self.max_jobs,
+            "running": running,
+            "complete": self.jobs_complete,
+            "failed": self.jobs_failed,
+            "retried": self.jobs_retried,
+            "started_ms": self.started_ms,
+            "tasks": {name: spec.signature.to_json() for name, spec in self.specs.items()},
+        }
+        ttl = self.settings.health_interval * 3
+        await _registry.publish(self.pool, self.queue, entry, ttl, info)
+        self._redis_ok()  # a worker whose slots are all busy claims nothing: the heartbeat says Redis is back
+        self.health.redis_answered()
+        self.metrics.running.labels(self.queue).set(running)
+        if self.settings.metrics_port:  # only a worker that exports metrics may be the queue's reporter
+            self.metrics.report_depth(await _depth.report(self.pool, self.queue, self.worker_id, ttl))
