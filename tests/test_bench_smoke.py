@@ -24,7 +24,7 @@ def test_bench_tiny_run_writes_a_complete_result(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=80,
+        timeout=240,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -12,7 +12,8 @@ from tests.support import ROOT
 
 def test_all_is_sorted_and_lists_every_public_name() -> None:
     assert scalr_queue.__all__ == sorted(scalr_queue.__all__)
-    public = {n for n in dir(scalr_queue) if not n.startswith("_") and n not in {"testing", "cli", "worker"}}
+    subpackages = {"testing", "cli", "worker", "producer", "redis", "control", "observe", "arq_compat", "dashboard"}
+    public = {n for n in dir(scalr_queue) if not n.startswith("_") and n not in subpackages}
     assert public == set(scalr_queue.__all__)
 
 

@@ -41,10 +41,10 @@ async def test_task_function_result_comes_back_as_its_annotated_type(redis: Redi
 
 
 async def test_positional_arguments_of_a_task_function_reach_the_task(redis: Redis) -> None:
+    job = await scalr_queue.enqueue(scale, 1, 2, 3, factor=10)
+    payload = orjson.loads(await redis.get(f"arq:job:{job.job_id}"))  # read before a worker can take it
+    assert payload["a"] == [1, 2, 3] and payload["k"] == {"factor": 10}
     async with running_worker([scale]):
-        job = await scalr_queue.enqueue(scale, 1, 2, 3, factor=10)
-        payload = orjson.loads(await redis.get(f"arq:job:{job.job_id}"))
-        assert payload["a"] == [1, 2, 3] and payload["k"] == {"factor": 10}
         assert await job.result(timeout=5) == [10, 20, 30]
 
 
