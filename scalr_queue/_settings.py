@@ -76,6 +76,19 @@ def check_redis_url(url: str) -> str:
     return url
 
 
+def parse_processes(value: Any) -> Any:
+    """``auto``, or a whole number from 1 to 256 (from a flag or an env file, so text is normal)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError("expected a number of processes from 1 to 256, or auto") from None
+    if not 1 <= number <= 256:
+        raise ValueError("expected a number of processes from 1 to 256, or auto")
+    return number
+
+
 class Settings(BaseSettings):
     """Every setting, with its default. Build it with :func:`get_settings` (cached per process)."""
 
@@ -89,6 +102,11 @@ class Settings(BaseSettings):
     )
     queue_name: str = Field(DEFAULT_QUEUE, description="queue a worker serves and enqueue uses (`arq:queue:<name>`)")
     concurrency: int = Field(10, ge=1, le=10_000, description="jobs one worker process runs at once")
+    processes: Annotated[int | Literal["auto"], BeforeValidator(parse_processes)] = Field(
+        1,
+        description="worker processes one `python -m scalr_queue.worker` keeps running (`auto`: the cores the "
+        "container may use)",
+    )
     job_timeout: Duration = Field(300.0, description="per-attempt timeout; the attempt is cancelled and retried")
     max_tries: int = Field(5, ge=1, le=1000, description="attempts per job, the first included; then the failed set")
     retry_delay: Duration = Field(1.0, description="first backoff delay; doubles each try")

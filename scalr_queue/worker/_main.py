@@ -1,4 +1,4 @@
-"""``python -m scalr_queue.worker MODULE[:ATTR] [--queue Q] [--concurrency N] [--burst] [--health-port P] [--check]``.
+"""``python -m scalr_queue.worker MODULE[:ATTR] [--queue Q] [--concurrency N] [--processes N|auto] [--burst] ...``.
 
 Exit codes: 0 clean stop (or ``--check`` healthy), 1 ``--check`` unhealthy, 2 a user mistake
 (bad module, bad setting) reported in one line.
@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .._errors import ConfigurationError, ScalrQueueError, exit_code
+
+if TYPE_CHECKING:
+    from .._settings import Settings
+
+logger = logging.getLogger("scalr_queue.worker")
 
 PROG = "python -m scalr_queue.worker"
 
@@ -29,6 +36,12 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--queue", help="queue to serve (default: SCALR_QUEUE_QUEUE_NAME or 'default')")
     parser.add_argument("--concurrency", type=int, help="jobs run at once (default: SCALR_QUEUE_CONCURRENCY=10)")
+    parser.add_argument(
+        "--processes",
+        metavar="N|auto",
+        help="run N worker processes under one parent that restarts them and drains them all on SIGTERM; "
+        "auto: the cores the container may use (default: SCALR_QUEUE_PROCESSES=1)",
+    )
     parser.add_argument("--burst", action="store_true", help="exit once the queue is empty")
     parser.add_argument(
         "--health-port",
@@ -66,7 +79,7 @@ async def check_health(module: str, queue: str) -> int:
 
 
 def run(args: argparse.Namespace, prog: str = PROG) -> int:
-    from .._settings import QUEUE_NAME_HELP, QUEUE_NAME_RE, load_settings
+    from .._settings import QUEUE_NAME_HELP, QUEUE_NAME_RE, load_settings, parse_processes
     from ..observe._logging import configure_logging
 
     try:
@@ -80,16 +93,25 @@ def run(args: argparse.Namespace, prog: str = PROG) -> int:
             if not 1 <= health_port <= 65535:
                 raise ConfigurationError(f"--health-port {health_port} is out of range: expected 1 to 65535")
             settings = settings.model_copy(update={"health_port": health_port})
+        processes = getattr(args, "processes", None)
+        if processes is not None:
+            try:
+                settings = settings.model_copy(update={"processes": parse_processes(processes)})
+            except ValueError as exc:
+                raise ConfigurationError(f"--processes {processes!r} is not valid: {exc}") from None
         configure_logging(settings)
         if args.check:
             return asyncio.run(check_health(args.module, args.queue or settings.queue_name))
         from ._loader import load_worker_config
         from ._worker import ScalrWorker
 
-        config = load_worker_config(args.module)
+        config = load_worker_config(args.module)  # in the parent too: a bad module is one line, not N
     except ScalrQueueError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return exit_code(exc)
+
+    if settings.processes != 1:
+        return supervise(args, settings)
 
     async def main() -> None:
         worker = ScalrWorker(config, settings, queue=args.queue, concurrency=args.concurrency, burst=args.burst)
@@ -113,6 +135,26 @@ def run(args: argparse.Namespace, prog: str = PROG) -> int:
         print(f"{prog}: error: {unavailable(exc, settings, 'worker')}", file=sys.stderr)
         return 2
     return 0
+
+
+def supervise(args: argparse.Namespace, settings: Settings) -> int:
+    """``--processes N``: this process becomes the parent of N workers (see ``_supervisor``)."""
+    from ._cores import available_cores
+    from ._supervisor import Supervisor, port_env, worker_command
+
+    count = available_cores() if settings.processes == "auto" else settings.processes
+    logger.info(
+        "starting %d worker processes%s",
+        count,
+        " (auto: the cores this process may use)" * (settings.processes == "auto"),
+    )
+    supervisor = Supervisor(
+        count=count,
+        command=worker_command(args.module, args.queue, args.concurrency, args.burst),
+        env_for=port_env(settings.health_port, settings.metrics_port),
+        burst=args.burst,
+    )
+    return supervisor.run()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
