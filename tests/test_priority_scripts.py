@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 import scalr_queue
 from scalr_queue import JobStatus
-from scalr_queue._priority import BAND_MS, band, check_priority, due_ms, encode, priority_of
+from scalr_queue._priority import band, check_priority, due_ms, encode, priority_of
 from scalr_queue.redis import _scripts
 from scalr_queue.redis._connection import eval_script
 from scalr_queue.redis._keys import (

@@ -28,7 +28,17 @@ if TYPE_CHECKING:
 
 MAX_JOB_ID = 256
 # the keyword spelling: arq's names, which can never clash with a task argument (those cannot start with '_')
-OPTION_NAMES = ("_job_id", "_queue_name", "_defer_by", "_defer_until", "_expires", "_debounce", "_replace", "_job_try", "_priority")
+OPTION_NAMES = (
+    "_job_id",
+    "_queue_name",
+    "_defer_by",
+    "_defer_until",
+    "_expires",
+    "_debounce",
+    "_replace",
+    "_job_try",
+    "_priority",
+)
 # a job with an expiry keeps its key at most this long past it, in case no worker ever looks at
 # it again (the worker fails expired jobs with a reason long before that)
 EXPIRED_KEY_GRACE_MS = 86_400_000
