@@ -32,11 +32,13 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local now = tonumber(ARGV[3])
 local due = 0
 local oldest = false
-each_band(KEYS[2], function(b, lo)
+local low, high = band_span(KEYS[2])
+for b = low or 1, high or 0 do
+  local lo = b * W
   due = due + redis.call('ZCOUNT', KEYS[2], lo, lo + now)
   local first = redis.call('ZRANGEBYSCORE', KEYS[2], lo, lo + now, 'WITHSCORES', 'LIMIT', 0, 1)
   if first[2] and (not oldest or tonumber(first[2]) - lo < oldest) then oldest = tonumber(first[2]) - lo end
-end)
+end
 local orphans = redis.call('ZCOUNT', KEYS[3], '-inf', now)
 local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
 if first[2] and tonumber(first[2]) <= now and (not oldest or tonumber(first[2]) < oldest) then

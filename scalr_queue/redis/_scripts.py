@@ -99,20 +99,23 @@ local function due_page(key, now, offset, limit)
   end
   return out
 end
--- calls fn(band, lo, hi) for each band from the lowest score's to the highest's (none when empty)
-local function each_band(key, fn)
+-- the bands from the lowest score's to the highest's: first, last, the lowest score (nil when empty)
+local function band_span(key)
   local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  if not first[2] then return end
-  local last = band(redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2])
-  for b = band(first[2]), last do fn(b, b * W) end
+  if not first[2] then return nil end
+  return band(first[2]), band(redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2]), tonumber(first[2])
 end
 -- the earliest due time over all bands, or false when the queue is empty
 local function next_due(key)
+  local first, last, lowest = band_span(key)
+  if not first then return false end
+  if first == last then return lowest - first * W end  -- one band: its lowest score is the earliest
   local best = false
-  each_band(key, function(b, lo)
+  for b = first, last do
+    local lo = b * W
     local s = redis.call('ZRANGEBYSCORE', key, lo, '(' .. string.format('%d', lo + W), 'WITHSCORES', 'LIMIT', 0, 1)
     if s[2] and (not best or tonumber(s[2]) - lo < best) then best = tonumber(s[2]) - lo end
-  end)
+  end
   return best
 end
 """
