@@ -46,6 +46,10 @@ async def _ran_count(redis: Redis, n: int) -> bool:
     return await redis.llen("ran") >= n
 
 
+async def _a_worker() -> bool:
+    return len(await scalr_queue.get_client().workers()) >= 1
+
+
 async def test_higher_priority_starts_first_and_fifo_within_a_priority(
     redis: Redis, worker_module: Callable[..., Path]
 ) -> None:
@@ -67,14 +71,15 @@ async def test_a_scheduled_job_takes_its_priority_when_due_and_does_not_run_earl
     redis: Redis, worker_module: Callable[..., Path]
 ) -> None:
     backlog = 40  # 40 x 0.05 s of default-priority work, ready at once
-    for n in range(backlog):
-        await scalr_queue.enqueue("step", name=f"b{n}", pause=0.05)
-    await scalr_queue.enqueue("step", name="low", _priority=0)
-    due = time.time() + 1.0
-    urgent = await JobOptions(defer_by=1.0, priority=9).enqueue("step", name="urgent")
-    assert await urgent.status() is JobStatus.DEFERRED
     worker = LoggedWorker("jobs_mod", worker_module(MODULE), "--concurrency", "1")
     try:
+        await wait_until(_a_worker, timeout=15, what="the worker")  # running already: nothing is due early by accident
+        due = time.time() + 1.0
+        urgent = await JobOptions(defer_by=1.0, priority=9).enqueue("step", name="urgent")
+        for n in range(backlog):
+            await scalr_queue.enqueue("step", name=f"b{n}", pause=0.05)
+        await scalr_queue.enqueue("step", name="low", _priority=0)
+        assert await urgent.status() is JobStatus.DEFERRED
         await wait_until(lambda: _ran_count(redis, backlog + 2), timeout=30, what="every job")
     finally:
         assert worker.stop() == 0, worker.log()
