@@ -24,19 +24,24 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
+import os
+import statistics
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import redis
 
 from bench import scenarios
-from bench._systems import ROOT, SCALR, System, snapshot_scalr
+from bench._systems import BACKLOG, ROOT, SCALR, System, snapshot_scalr
 from bench.report import medians
 from scalr_queue._priority import BAND_MS
 
 RESULTS = Path(__file__).resolve().parent / "results"
+PAYLOAD = b'{"t":null,"f":"noop","a":[],"et":1800000000000,"k":{}}'
 
 # Spreads the queue over the ten priorities: the i-th job (by score) gets priority i % 10.
 SPREAD = """
@@ -59,6 +64,55 @@ ROWS = [
     ("drain: Redis commands per job", ("drain", "commands_per_job"), 2),
     ("drain: round trips per job", ("drain", "round_trips_per_job"), 2),
 ]
+
+
+def script_source(code_root: Path, name: str) -> str:
+    """A Lua script as the scalr_queue under ``code_root`` defines it."""
+    code = f"import sys; from scalr_queue.redis._scripts import {name}; sys.stdout.write({name})"
+    env = {**os.environ, "PYTHONPATH": str(code_root)}
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=code_root, env=env, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def claim_costs(scripts: dict[str, str], jobs: int, rounds: int) -> dict[str, dict[str, float]]:
+    """Redis's own time in CLAIM (``INFO commandstats``), per job drained and per idle claim.
+
+    One redis-server, no worker: each round fills the queue with ``jobs`` ready jobs and claims
+    them 10 at a time, as a worker with free slots does, then claims 500 times from the empty
+    queue (an idle worker's claim), once per variant, in turn. Redis measures its own time in
+    the script, so neither the client nor the other processes' noise is in it (CPU steal is).
+    """
+    queue, keys = SCALR.queue_key, [SCALR.queue_key, "scalr:wake:b", "scalr:leases:b", "scalr:paused:b"]
+    keys += ["scalr:holds:b", "scalr:held:b"]
+    samples: dict[str, dict[str, list[float]]] = {}
+    with scenarios.fresh_redis() as (_server, r):
+        shas = {key: r.script_load(src) for key, src in scripts.items()}
+        for _ in range(rounds):
+            for variant in ("before", "after", "mixed"):
+                sha = shas["after" if variant == "mixed" else variant]
+                r.flushdb()
+                r.eval(BACKLOG, 1, queue, "arq:job:", PAYLOAD, 0, 0, jobs - 1, int(time.time() * 1000) - jobs - 1000)
+                if variant == "mixed":
+                    spread(r)
+                r.config_resetstat()
+                drained = 0
+                while True:
+                    args = [int(time.time() * 1000), 10, 30_000, "bench", 200, 1000]
+                    ids = r.evalsha(sha, len(keys), *keys, *args)[0]
+                    drained += len(ids)
+                    if not ids:
+                        break
+                busy = r.info("commandstats")["cmdstat_evalsha"]
+                r.config_resetstat()
+                for _ in range(500):
+                    r.evalsha(sha, len(keys), *keys, int(time.time() * 1000), 10, 30_000, "bench", 200, 1000)
+                idle = r.info("commandstats")["cmdstat_evalsha"]
+                assert drained == jobs, (variant, drained)
+                out = samples.setdefault(variant, {"us_per_job": [], "us_per_idle_claim": []})
+                out["us_per_job"].append(busy["usec"] / jobs)
+                out["us_per_idle_claim"].append(idle["usec"] / idle["calls"])
+    return {v: {k: statistics.median(x) for k, x in m.items()} for v, m in samples.items()}
 
 
 def base_ref() -> str:
@@ -101,11 +155,26 @@ def table(summary: dict[str, dict[str, Any]], before: str, after: str) -> str:
     return "\n".join(lines)
 
 
+def claim_table(claim: dict[str, dict[str, float]], jobs: int, rounds: int) -> str:
+    b, a, m = claim["before"], claim["after"], claim["mixed"]
+    lines = [
+        f"\nCLAIM alone, Redis's own time (INFO commandstats), {jobs} jobs x {rounds} rounds, medians:\n",
+        "| CLAIM | before | after | after / before | after, mixed priorities |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, key in (("µs per job drained (10 per claim)", "us_per_job"), ("µs per idle claim", "us_per_idle_claim")):
+        lines.append(f"| {name} | {b[key]:.2f} | {a[key]:.2f} | {a[key] / b[key]:.3f} | {m[key]:.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--drain-jobs", type=int, default=5000)
     parser.add_argument("--enqueue-jobs", type=int, default=2000)
+    parser.add_argument("--claim-only", action="store_true", help="only the CLAIM script's own time (a minute)")
+    parser.add_argument("--claim-jobs", type=int, default=2000)
+    parser.add_argument("--claim-rounds", type=int, default=15)
     parser.add_argument("--base", help="git revision measured as 'before' (default: just before priorities)")
     args = parser.parse_args(argv)
     log_dir = Path(tempfile.mkdtemp(prefix="scalr-bench-priority-"))
@@ -123,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         "after": dataclasses.replace(SCALR, key="after", code_root=after_root),
     }
     raw: dict[str, list[dict[str, Any]]] = {"before": [], "after": [], "mixed": []}
-    for rep in range(args.repeats):
+    for rep in range(0 if args.claim_only else args.repeats):
         order = ["before", "after"] if rep % 2 == 0 else ["after", "before"]
         for key in order:
             system: System = systems[key]
@@ -132,7 +201,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"repeat {rep + 1}/{args.repeats}: after, mixed priorities", flush=True)
         raw["mixed"].append({"drain": scenarios.drain(systems["after"], plan, 1, prepare=spread)})
     summary = {key: medians(runs) for key, runs in raw.items()}
-    text = table(summary, before, after)
+    scripts = {"before": script_source(before_root, "CLAIM"), "after": script_source(after_root, "CLAIM")}
+    claim = claim_costs(scripts, args.claim_jobs, args.claim_rounds)
+    summary["claim"] = claim
+    text = "" if args.claim_only else table(summary, before, after) + "\n"
+    text += claim_table(claim, args.claim_jobs, args.claim_rounds)
     print(text)
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / (dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-priority.json")
