@@ -111,6 +111,10 @@ bench-tracing: bootstrap ## What OpenTelemetry tracing costs per job: enqueue an
 bench-cancel: bootstrap ## Cancel latency of a running job, p50/p99, two real workers (bench/cancel.py)
 	$(PY) -m bench.cancel
 
+.PHONY: bench-priority
+bench-priority: bootstrap ## The plain enqueue and drain before and after priorities, in one run (bench/priority.py)
+	$(PY) -m bench.priority
+
 .PHONY: bench-sender
 bench-sender: bootstrap ## The enqueue sender with redis-py's encoder against a hand-written RESP packer
 	$(PY) -m bench.sender

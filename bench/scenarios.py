@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,14 +60,21 @@ def _per(value: float, n: int) -> float:
     return value / n if n else 0.0
 
 
-def drain(system: System, plan: Plan, procs: int) -> dict[str, Any]:
-    """N queued jobs, `procs` worker processes at concurrency 10: start to last job done."""
+def drain(
+    system: System, plan: Plan, procs: int, prepare: Callable[[redis.Redis], None] | None = None
+) -> dict[str, Any]:
+    """N queued jobs, `procs` worker processes at concurrency 10: start to last job done.
+
+    ``prepare`` changes the filled queue before the workers start (bench.priority spreads it over priorities).
+    """
     n = plan.drain_jobs
     batch = plan.arq_gather if system.producer == "arq" else max(plan.batch_sizes)
     with fresh_redis() as (server, r):
         ov = measure_overhead(r)
         a = snapshot(r)
         client(system, server.url, "enqueue-batch", n - 1, batch)
+        if prepare is not None:
+            prepare(r)
         b = snapshot(r)
         queued = r.zcard(system.queue_key)
         if queued != n:

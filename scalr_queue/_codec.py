@@ -132,8 +132,10 @@ def job_payload(
     args: list[Any] | None = None,
     job_try: int | None = None,
     expires_ms: int | None = None,
+    priority: int | None = None,
 ) -> bytes:
-    """Build arq's job record (``t f a k et``) around already-encoded kwargs, plus ``x`` (expiry).
+    """Build arq's job record (``t f a k et``) around already-encoded kwargs, plus ``x`` (expiry)
+    and ``p`` (priority, left out at the default 5: retries and re-drives keep it).
 
     Splicing the pre-encoded kwargs avoids encoding them twice on the enqueue hot path. A traced
     enqueue adds ``tc``, its trace context (:func:`scalr_queue.observe._otel.with_trace_context`).
@@ -141,6 +143,8 @@ def job_payload(
     # args were checked by encode_kwargs already; the rest are ints and a str: no NaN walk needed
     head = orjson.dumps({"t": job_try, "f": task, "a": args or [], "et": enqueue_ms}, option=_DUMPS_OPTS)
     extra = b"" if expires_ms is None else b',"x":' + str(int(expires_ms)).encode()
+    if priority is not None and priority != 5:
+        extra += b',"p":' + str(int(priority)).encode()
     return head[:-1] + b',"k":' + kwargs_json + extra + b"}"
 
 
@@ -219,6 +223,8 @@ def result_payload(
     }
     if problem:
         record["re"] = True
+    if job.get("p") is not None:
+        record["p"] = job["p"]
     head = orjson.dumps(record, option=_DUMPS_OPTS)
     return head[:-1] + b',"r":' + encoded + b"}", problem
 

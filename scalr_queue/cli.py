@@ -133,6 +133,8 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
             options["_debounce"] = args.debounce
         if args.replace:
             options["_replace"] = True
+        if args.priority is not None:
+            options["_priority"] = args.priority
         job = await client.enqueue(args.task, **kwargs, **options)
         if job.created:
             print(job.job_id)
@@ -325,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--job-id")
     p.add_argument("--defer", type=float, help="seconds before it may run")
     p.add_argument("--debounce", type=float, help="with --job-id: one run, this many seconds after the last enqueue")
+    p.add_argument("--priority", type=int, help="0-9, default 5: among due jobs, a higher priority starts first")
     p.add_argument("--replace", action="store_true", help="with --job-id: replace the waiting job's arguments")
     common(p, json=False)
     p.set_defaults(func=cmd_enqueue)

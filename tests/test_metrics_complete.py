@@ -18,6 +18,7 @@ import pytest
 from redis.asyncio import Redis
 
 import scalr_queue
+from scalr_queue._priority import encode
 from scalr_queue.observe._producer_metrics import metrics_registry
 from scalr_queue.redis._server import free_port
 from tests.metrics_support import MetricsWorker, Samples, value
@@ -93,9 +94,9 @@ async def test_enqueued_counts_new_jobs_in_the_producer_not_a_given_id_again(red
 
 
 async def test_punctuality_measures_start_minus_due_time_and_every_task_series_exists(redis: Redis, cwd: Path) -> None:
-    late = await scalr_queue.enqueue("good")
-    # due 5 s ago: as if it had waited that long for a worker
-    await redis.zadd(f"arq:queue:{Q}", {late.job_id: int(time.time() * 1000) - 5000}, xx=True)
+    late = await scalr_queue.enqueue("good", _priority=9)
+    # due 5 s ago: as if it had waited that long for a worker (its score in priority 9's band)
+    await redis.zadd(f"arq:queue:{Q}", {late.job_id: encode(int(time.time() * 1000) - 5000, 9)}, xx=True)
     with metrics_worker(cwd) as worker:
         await scalr_queue.enqueue("fan_out")  # enqueues one more "good", from inside the worker
         s = await scraped(

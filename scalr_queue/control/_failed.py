@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._codec import dumps, job_payload, loads
 from .._errors import JobNotFoundError, ScalrQueueError
+from .._priority import DEFAULT_PRIORITY, encode, payload_priority
 from ..producer._job import Job, ms_to_datetime
 from ..redis import _scripts
 from ..redis._connection import aw, eval_script
@@ -65,6 +66,7 @@ class FailedJob:
     enqueued_at: datetime | None
     failed_at: datetime | None
     retriable: bool
+    priority: int = DEFAULT_PRIORITY
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> FailedJob:
@@ -83,6 +85,7 @@ class FailedJob:
             enqueued_at=ms_to_datetime(record.get("enqueued_ms")),
             failed_at=ms_to_datetime(record.get("failed_ms")),
             retriable=record.get("task") is not None,
+            priority=payload_priority(record, "priority"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -115,6 +118,8 @@ def failure_record(
         "kwargs": job.get("k", {}) if job else {},
         "enqueued_ms": job.get("et") if job else None,
     }
+    if job is not None and job.get("p") is not None:
+        record["priority"] = job["p"]  # a re-drive keeps it
     if job is None and raw is not None:
         record["payload_preview"] = raw[:200].decode("utf-8", "backslashreplace")
     return dumps(record)
@@ -175,11 +180,14 @@ class FailedJobs:
         if failed.task is None:
             return NO_PAYLOAD
         now_ms = int(time.time() * 1000)
-        payload = job_payload(failed.task, dumps(failed.kwargs), now_ms, args=failed.args or None)
+        payload = job_payload(
+            failed.task, dumps(failed.kwargs), now_ms, args=failed.args or None, priority=failed.priority
+        )
         redis = await self._client.redis()
         keys = [failed_key(q), failed_jobs_key(q), queue_key(q), wake_key(q)]
+        score = encode(now_ms, failed.priority)
         done = await self._client.run(
-            eval_script(redis, _scripts.REDRIVE, keys, [failed.job_id, now_ms, payload]), "retry failed job"
+            eval_script(redis, _scripts.REDRIVE, keys, [failed.job_id, score, payload]), "retry failed job"
         )
         return {1: None, 0: GONE}.get(int(done), ALREADY_QUEUED)
 

@@ -16,26 +16,33 @@ from typing import Any
 
 from ..redis._connection import eval_script
 from ..redis._keys import failed_key, leases_key, queue_key, reporter_key, workers_key
-from ..redis._scripts import _lua
+from ..redis._scripts import PRIORITY_BANDS, _lua
 
 # KEYS: reporter, queue, leases, failed, workers. ARGV: worker_id, ttl_ms, now_ms
 # Returns nil when another worker is the reporter, else
 # {ready, scheduled, running, failed, oldest_ready_age_ms, live_workers}. "ready" counts due jobs
-# and a dead worker's jobs whose lease ran out (both wait for a slot); "running", live leases.
+# and a dead worker's jobs whose lease ran out (both wait for a slot); "running", live leases. Queue
+# scores carry priority bands (``PRIORITY_BANDS``): each band's due part counts as ready.
 REPORT = _lua(
-    """
+    PRIORITY_BANDS
+    + """
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then return false end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local now = tonumber(ARGV[3])
-local due = redis.call('ZCOUNT', KEYS[2], '-inf', now)
-local orphans = redis.call('ZCOUNT', KEYS[3], '-inf', now)
+local due = 0
 local oldest = false
-for _, key in ipairs({KEYS[2], KEYS[3]}) do
-  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  if first[2] and tonumber(first[2]) <= now and (not oldest or tonumber(first[2]) < oldest) then
-    oldest = tonumber(first[2])
-  end
+local low, high = band_span(KEYS[2])
+for b = low or 1, high or 0 do
+  local lo = b * W
+  due = due + redis.call('ZCOUNT', KEYS[2], lo, lo + now)
+  local first = redis.call('ZRANGEBYSCORE', KEYS[2], lo, lo + now, 'WITHSCORES', 'LIMIT', 0, 1)
+  if first[2] and (not oldest or tonumber(first[2]) - lo < oldest) then oldest = tonumber(first[2]) - lo end
+end
+local orphans = redis.call('ZCOUNT', KEYS[3], '-inf', now)
+local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+if first[2] and tonumber(first[2]) <= now and (not oldest or tonumber(first[2]) < oldest) then
+  oldest = tonumber(first[2])
 end
 local workers = 0
 for _, entry in ipairs(redis.call('HVALS', KEYS[5])) do

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .._codec import dumps, encode_kwargs, job_payload
 from .._errors import ConfigurationError, JobOptionsError, PayloadError
+from .._priority import ready_ranges
 from .._settings import QUEUE_NAME_HELP, QUEUE_NAME_RE, Settings, get_settings
 from .._tasks import P, R, TaskFn, TaskSpec
 from ..control._holds import Released, check_task, hold_field, hold_rule, parse_where
@@ -160,6 +161,7 @@ class QueueClient:
             args=list(args) if args else None,
             job_try=placement.job_try,
             expires_ms=placement.expires_ms,
+            priority=placement.priority,
         )
         if len(payload) > self.settings.max_payload:
             raise PayloadError(
@@ -230,7 +232,8 @@ class QueueClient:
         keywords: ``_job_id`` (idempotency: an existing job with that id is returned instead),
         ``_queue_name``, ``_defer_by`` (seconds or timedelta), ``_defer_until`` (aware datetime),
         ``_expires`` (give up if not started within that long: the job goes to the failed set),
-        ``_job_try``. Raises an EnqueueError subclass for mistakes, QueueUnavailableError when
+        ``_job_try``, ``_priority`` (0-9, default 5: higher starts first among due jobs).
+        Raises an EnqueueError subclass for mistakes, QueueUnavailableError when
         Redis can't take it; in both cases nothing was written.
         """
         return await self.enqueue_call(task, args, kwargs)
@@ -333,13 +336,15 @@ class QueueClient:
         key, leases = queue_key(queue), leases_key(queue)
         async with redis.pipeline(transaction=False) as pipe:
             pipe.zcard(key)
-            pipe.zcount(key, "-inf", now_ms)
             pipe.zcard(leases)
             pipe.zcount(leases, "-inf", now_ms)  # a dead worker's jobs, due to run again
             pipe.zcard(failed_key(queue))
             pipe.exists(paused_key(queue))
             pipe.zcard(held_key(queue))
-            total, due, leased, orphaned, failed, paused, held = await self.run(pipe.execute(), "queue stats")
+            for lo, hi in ready_ranges(now_ms):  # the due part of each priority band
+                pipe.zcount(key, lo, hi)
+            total, leased, orphaned, failed, paused, held, *dues = await self.run(pipe.execute(), "queue stats")
+        due = sum(int(n) for n in dues)
         workers = await self.workers(queue)
         return QueueStats(
             queue,

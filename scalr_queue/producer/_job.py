@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic
 
 from .._codec import BadPayload, loads, parse_job
 from .._errors import JobCancelledError, JobFailedError, JobNotFoundError
+from .._priority import DEFAULT_PRIORITY, due_ms, payload_priority
 from .._tasks import R
 from ..redis._keys import (
     IN_PROGRESS_PREFIX,
@@ -72,6 +73,7 @@ class JobInfo:
     cancelled_at: datetime | None = None
     cancel_reason: str | None = None
     progress: dict[str, Any] | None = None  # the task's last report: current, total, message, at
+    priority: int = DEFAULT_PRIORITY  # 0-9: among due jobs, a higher one starts first
 
     def to_json(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -140,7 +142,10 @@ class Job(Generic[R]):
             score = leased
         # a held job's running slot says so: it is neither running nor queued
         state = b"1" if running else (HELD_MARK if held is not None and score is None else None)
-        snapshot = (result, payload, state, score if score is not None else held, failed, tries)
+        if score is None:
+            score = held
+        # queue and held scores carry the priority's band; a lease's end is a plain time (band 0)
+        snapshot = (result, payload, state, None if score is None else due_ms(score), failed, tries)
         return snapshot, progress
 
     @staticmethod
@@ -212,6 +217,7 @@ class Job(Generic[R]):
             cancelled_at=ms_to_datetime(cancelled.get("at_ms")),
             cancel_reason=cancelled.get("reason"),
             progress=read_progress(progress),
+            priority=payload_priority(record, "p" if "p" in record else "priority"),
         )
 
     async def _replacement(self, score: float | None) -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
 from .._errors import JobOptionsError
+from .._priority import DEFAULT_PRIORITY, check_priority, encode
 from .._settings import QUEUE_NAME_HELP, QUEUE_NAME_RE
 from .._tasks import P, R, TaskFn, TaskSpec, did_you_mean
 
@@ -27,7 +28,17 @@ if TYPE_CHECKING:
 
 MAX_JOB_ID = 256
 # the keyword spelling: arq's names, which can never clash with a task argument (those cannot start with '_')
-OPTION_NAMES = ("_job_id", "_queue_name", "_defer_by", "_defer_until", "_expires", "_debounce", "_replace", "_job_try")
+OPTION_NAMES = (
+    "_job_id",
+    "_queue_name",
+    "_defer_by",
+    "_defer_until",
+    "_expires",
+    "_debounce",
+    "_replace",
+    "_job_try",
+    "_priority",
+)
 # a job with an expiry keeps its key at most this long past it, in case no worker ever looks at
 # it again (the worker fails expired jobs with a reason long before that)
 EXPIRED_KEY_GRACE_MS = 86_400_000
@@ -41,12 +52,13 @@ class Placement(NamedTuple):
 
     job_id: str
     queue: str
-    score: int  # due time, in ms: the queue's sorted-set score
+    score: int  # the queue's sorted-set score: the due time in ms, in its priority's band (see _priority)
     expires_ms: int | None
     px: int  # the job key's TTL in ms; 0 keeps it until a worker takes the job
     job_try: int | None
     given_id: bool  # a caller's id: an existing job with that id wins over this one
     replace: bool = False  # _replace or _debounce: this job's arguments and time win over an existing one's
+    priority: int = DEFAULT_PRIORITY
 
 
 def _seconds(label: str, value: object) -> float:
@@ -105,6 +117,9 @@ def _check(values: Mapping[str, Any], prefix: str) -> None:
                 f"use either {prefix}debounce or {prefix}defer_by/{prefix}defer_until: a debounced job is due "
                 "that long after the last enqueue"
             )
+    priority = values.get("priority")
+    if priority is not None:
+        check_priority(priority, f"{prefix}priority")
     if (replace or debounce is not None) and job_id is None:
         what = f"{prefix}debounce" if debounce is not None else f"{prefix}replace"
         raise JobOptionsError(
@@ -129,6 +144,8 @@ class JobOptions:
             one run, that long after the last one, with the last arguments (implies ``replace``).
         replace: the new arguments and due time replace those of a queued or scheduled job with
             this ``job_id``; if it is running, this one runs after it, never beside it.
+        priority: 0 to 9, default 5: among jobs that are due, a higher priority starts first
+            (FIFO within one priority); a scheduled job takes its priority when it is due.
 
     Example::
 
@@ -145,6 +162,7 @@ class JobOptions:
     job_try: int | None = None
     debounce: float | timedelta | None = None
     replace: bool = False
+    priority: int = DEFAULT_PRIORITY
 
     def __post_init__(self) -> None:
         _check(
@@ -157,6 +175,7 @@ class JobOptions:
                 "job_try": self.job_try,
                 "debounce": self.debounce,
                 "replace": self.replace,
+                "priority": self.priority,
             },
             "",
         )
@@ -180,6 +199,8 @@ class JobOptions:
             object.__setattr__(checked, name, values.get(name))
         if checked.replace is None:
             object.__setattr__(checked, "replace", False)
+        if checked.priority is None:
+            object.__setattr__(checked, "priority", DEFAULT_PRIORITY)
         return checked
 
     def place(self, default_queue: str, now_ms: int) -> Placement:
@@ -202,12 +223,13 @@ class JobOptions:
         return Placement(
             job_id,
             self.queue_name or default_queue,
-            score,
+            encode(score, self.priority),
             expires_ms,
             px,
             self.job_try,
             self.job_id is not None,
             self.replace or self.debounce is not None,
+            self.priority,
         )
 
     @overload

@@ -18,6 +18,9 @@ and finishes a job with several commands. Here:
 * ``CANCEL`` removes a queued job (kept as ``cancelled``), or marks a running one and publishes
   its id to the workers, whose ``FINISH`` then records it as cancelled.
 
+A queue score is a due time inside its priority's band (:mod:`scalr_queue._priority`); the
+scripts read and shift scores through ``PRIORITY_BANDS``, never as plain times.
+
 A waiting replacement costs the plain path nothing: it sits in the queue under its job id, and
 only the claim branches that never run without one look at it (a due id whose lease is held, a
 claimed id whose payload is gone) plus the retry/requeue branch of ``FINISH``.
@@ -27,6 +30,7 @@ The key prefixes are spliced in from :mod:`scalr_queue.redis._keys`, the one pla
 
 from __future__ import annotations
 
+from .._priority import BAND_MS
 from ._keys import (
     FAILED_JOBS_PREFIX,
     FAILED_PREFIX,
@@ -52,7 +56,69 @@ def _lua(source: str, *, allow_oom: bool = False) -> str:
         .replace("@FAILED@", FAILED_PREFIX)
         .replace("@FAILEDJOBS@", FAILED_JOBS_PREFIX)
         .replace("@NEXT@", NEXT_PREFIX)
+        .replace("@BANDW@", str(BAND_MS))
     )
+
+
+# Priority bands (scalr_queue._priority): score = due_ms + (5 - priority) * W, so a default-priority
+# job's score is its due time and band 0 holds it; priority 9 is band -4, priority 0 band 5.
+# ``due_page`` reads the due part of each band, highest priority first: one ZRANGE for the lowest
+# score, the range of each band, and the highest score only once the default band did not fill the
+# page (so a queue without priorities costs one or two ZRANGEs more per claim, no round trip).
+PRIORITY_BANDS = """
+local W = @BANDW@
+local function band(score) return math.floor(tonumber(score) / W) end
+-- the same band as score, due no earlier than t
+local function not_before(score, t)
+  local b = band(score)
+  return b * W + math.max(tonumber(score) - b * W, t)
+end
+-- up to limit due jobs {id, score, ...} from the offset-th on, higher priority first, FIFO within one
+local function due_page(key, now, offset, limit)
+  local out = {}
+  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if not first[2] then return out end
+  local b, last = band(first[2]), nil
+  while true do
+    local lo, skip = b * W, offset
+    if offset > 0 then
+      local n = redis.call('ZCOUNT', key, lo, lo + now)
+      if offset >= n then offset, skip = offset - n, -1 else offset = 0 end
+    end
+    if skip >= 0 then
+      local page = redis.call('ZRANGEBYSCORE', key, lo, lo + now, 'WITHSCORES', 'LIMIT', skip, limit)
+      for i = 1, #page do out[#out + 1] = page[i] end
+      limit = limit - #page / 2
+      if limit <= 0 then break end
+    end
+    b = b + 1
+    if b > 0 then
+      last = last or band(redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2])
+      if b > last then break end
+    end
+  end
+  return out
+end
+-- the bands from the lowest score's to the highest's: first, last, the lowest score (nil when empty)
+local function band_span(key)
+  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if not first[2] then return nil end
+  return band(first[2]), band(redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2]), tonumber(first[2])
+end
+-- the earliest due time over all bands, or false when the queue is empty
+local function next_due(key)
+  local first, last, lowest = band_span(key)
+  if not first then return false end
+  if first == last then return lowest - first * W end  -- one band: its lowest score is the earliest
+  local best = false
+  for b = first, last do
+    local lo = b * W
+    local s = redis.call('ZRANGEBYSCORE', key, lo, '(' .. string.format('%d', lo + W), 'WITHSCORES', 'LIMIT', 0, 1)
+    if s[2] and (not best or tonumber(s[2]) - lo < best) then best = tonumber(s[2]) - lo end
+  end
+  return best
+end
+"""
 
 
 # KEYS: job, queue, wake, result. ARGV: job_id, score, payload, check_exists (0|1), px (0 = no TTL)
@@ -104,8 +170,9 @@ end
 """
 
 # KEYS: queue, wake, leases, paused[, holds, held]. ARGV: now_ms, count, lease_ms, worker_id, recheck_ms[, hold_scan]
-# Returns {ids, payloads, tries, next_score|nil, more(0|1), dues[, paused]}: dues[i] is the score ids[i]
-# had, the time it was due (enqueued, deferred to, retry backoff end, or a dead worker's lease end).
+# Returns {ids, payloads, tries, next_due|nil, more(0|1), dues[, paused]}: dues[i] is the score ids[i]
+# had, the time it was due (enqueued, deferred to, retry backoff end, or a dead worker's lease end) in
+# its priority band; next_due is a time. Due jobs are taken highest priority first (``PRIORITY_BANDS``).
 # A paused queue hands out nothing and says so (running jobs finish; enqueues still land). A due id
 # whose lease is held and that has a replacement waiting (NEXT) stays queued and is looked at again
 # after recheck_ms; once claimed with its payload gone (its predecessor finished), the replacement
@@ -115,6 +182,7 @@ end
 # wait for the next one, which ``more`` asks for). One EXISTS per call when nothing is held.
 CLAIM = _lua(
     HOLD_MATCH
+    + PRIORITY_BANDS
     + """
 if redis.call('EXISTS', KEYS[4]) == 1 then return {{}, {}, {}, false, 0, {}, 1} end
 local now = tonumber(ARGV[1])
@@ -147,7 +215,7 @@ if #claimed < count then
     ids = {}
     local offset, moved, scan = 0, 0, tonumber(ARGV[6])
     while #ids < 2 * want do
-      local page = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', offset, want)
+      local page = due_page(KEYS[1], now, offset, want)
       if #page == 0 then break end
       for p = 1, #page, 2 do
         if #ids >= 2 * want then break end
@@ -165,7 +233,7 @@ if #claimed < count then
       if more == 1 then break end
     end
   else
-    ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, want)
+    ids = due_page(KEYS[1], now, 0, want)
   end
   for q = 1, #ids, 2 do
     local id = ids[q]
@@ -179,7 +247,7 @@ if #claimed < count then
       if ttl < 0 then ttl = lease end
       if redis.call('EXISTS', '@NEXT@' .. id) == 1 then
         -- a replacement waiting for the running job: it stays queued, never runs beside it
-        redis.call('ZADD', KEYS[1], now + math.min(ttl, tonumber(ARGV[5])), id)
+        redis.call('ZADD', KEYS[1], not_before(ids[q + 1], now + math.min(ttl, tonumber(ARGV[5]))), id)
       else
         fromq[#fromq + 1] = id
         redis.call('ZADD', KEYS[3], now + ttl, id)  -- leased already: it belongs with the leases
@@ -217,9 +285,9 @@ if #claimed > 0 then
   if added < #claimed then
     -- some had a lease entry already (a dead worker's run, taken over): a replacement waiting for
     -- that run stays queued behind this one, even when its queue entry was just taken with it
-    for _, id in ipairs(claimed) do
+    for i, id in ipairs(claimed) do
       if redis.call('EXISTS', '@NEXT@' .. id) == 1 then
-        redis.call('ZADD', KEYS[1], 'NX', now + tonumber(ARGV[5]), id)
+        redis.call('ZADD', KEYS[1], 'NX', not_before(dues[i], now + tonumber(ARGV[5])), id)
       end
     end
   end
@@ -227,9 +295,8 @@ end
 if more == 1 and redis.call('LLEN', KEYS[2]) == 0 then redis.call('LPUSH', KEYS[2], '1') end
 local nxt = false
 if #claimed < count then
-  local q = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  nxt = next_due(KEYS[1])
   local l = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-  if q[2] then nxt = q[2] end
   if l[2] and (not nxt or tonumber(l[2]) < tonumber(nxt)) then nxt = l[2] end
 end
 return {claimed, payloads, tries, nxt, more, dues}
@@ -251,7 +318,7 @@ end
 # KEYS: queue, failed, failed-jobs, wake, leases[, cancels]. ARGV: now_ms, failed_max, worker_id, then
 # groups of 5: action, job_id, data1, data2, num
 #   D (done)    data1 = result ('' = keep none), num = result px
-#   R (retry)   num = new score; counts as a try
+#   R (retry)   num = new score (in the job's priority band); counts as a try
 #   Q (requeue) num = new score; does not count as a try (shutdown, unknown task on this worker)
 #   F (failed)  data1 = failure record, data2 = result ('' = none), num = result px
 #   C (cancelled) data1 = result suffix, num = result px, both used when no cancel mark is found
@@ -262,6 +329,7 @@ end
 # cancel that landed while it was failing is not lost). Returns failed-set entries dropped.
 FINISH = _lua(
     SPLICE
+    + PRIORITY_BANDS
     + """
 local now = tonumber(ARGV[1])
 local failed_max = tonumber(ARGV[2])
@@ -277,7 +345,7 @@ local function take_over(id)
   local jk = '@JOB@' .. id
   if ttl > 0 then redis.call('SET', jk, waiting, 'PX', ttl) else redis.call('SET', jk, waiting) end
   redis.call('DEL', nk, '@RETRY@' .. id)
-  return math.max(tonumber(redis.call('ZSCORE', KEYS[1], id) or now), now)
+  return not_before(redis.call('ZSCORE', KEYS[1], id) or now, now)
 end
 -- one EXISTS per call, so jobs nobody cancels cost no command each
 local marks = #KEYS > 5 and redis.call('EXISTS', KEYS[6]) == 1
@@ -416,6 +484,7 @@ return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
 # Returns {holds removed, jobs released, dropped ids, jobs still held}.
 RELEASE = _lua(
     HOLD_MATCH
+    + PRIORITY_BANDS
     + """
 local now = tonumber(ARGV[1])
 local removed = 0
@@ -442,7 +511,7 @@ for i = 1, #held, 2 do
       redis.call('DEL', '@JOB@' .. id, '@RETRY@' .. id)
       dropped[#dropped + 1] = id
     else
-      redis.call('ZADD', KEYS[3], math.max(tonumber(held[i + 1]), now), id)
+      redis.call('ZADD', KEYS[3], not_before(held[i + 1], now), id)
       released = released + 1
     end
   end

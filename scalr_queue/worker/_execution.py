@@ -18,6 +18,7 @@ from arq.utils import args_to_string, truncate
 
 from .._codec import BadPayload, error_record, parse_job, result_payload
 from .._errors import Fail, TaskArgumentsError
+from .._priority import encode, payload_priority
 from .._settings import Settings
 from .._tasks import TaskSpec, did_you_mean
 from ..control._cancel import cancel_suffix
@@ -193,7 +194,7 @@ class JobExecution:
                 task.uncancel()
             self.shutdown_requeued += 1
             logger.info("%s cancelled by shutdown: back on the queue, not counted as a try", ref)
-            self.finisher.add(("Q", job_id, "", "", now_ms()))
+            self.finisher.add(("Q", job_id, "", "", encode(now_ms(), payload_priority(job))))
             return
         except Exception as exc:  # every task error is handled: retried or recorded, never lost
             await self._attempt_failed(job_id, job, spec, job_try, exc, deadline.expired(), start, timeout_s)
@@ -261,7 +262,8 @@ class JobExecution:
                 exc,
                 decision.delay,
             )
-            self.finisher.add(("R", job_id, "", "", now_ms() + int(decision.delay * 1000)))
+            due = now_ms() + int(decision.delay * 1000)
+            self.finisher.add(("R", job_id, "", "", encode(due, payload_priority(job))))  # same priority band
             return
         log = logger.error if not isinstance(exc, Fail) else logger.warning
         log(
@@ -300,7 +302,8 @@ class JobExecution:
             did_you_mean(name, self.specs),
             self.settings.unknown_task_delay,
         )
-        self.finisher.add(("Q", job_id, "", "", now_ms() + int(self.settings.unknown_task_delay * 1000)))
+        due = now_ms() + int(self.settings.unknown_task_delay * 1000)
+        self.finisher.add(("Q", job_id, "", "", encode(due, payload_priority(job))))
 
     async def _fail(
         self,

@@ -31,6 +31,7 @@ from arq.connections import RedisSettings, log_redis_info
 from arq.worker import Worker
 
 from .._codec import dumps, loads
+from .._priority import due_ms
 from .._settings import Settings
 from .._tasks import TaskSpec, as_task_spec
 from ..observe import _depth
@@ -428,7 +429,7 @@ class ScalrWorker(JobExecution, Worker):
         loop = asyncio.get_running_loop()
         for job_id_b, raw, job_try, due in zip(ids, payloads, tries, dues, strict=True):
             job_id = job_id_b.decode()
-            run = self._run(job_id, raw, int(job_try), int(float(due)))
+            run = self._run(job_id, raw, int(job_try), int(due_ms(float(due))))
             if self._tracing is not None:
                 run = self._tracing.attempt(run, raw, job_id, int(job_try), self.queue, self.worker_id)
             task = loop.create_task(run)

@@ -113,6 +113,7 @@ async def job_status(job_id: JobId) -> JobState | JSONResponse:
         progress=JobProgress.model_validate(info.progress) if info.progress else None,
         cancelled_at=info.cancelled_at,
         cancel_reason=info.cancel_reason,
+        priority=info.priority,
     )
 
 

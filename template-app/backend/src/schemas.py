@@ -54,6 +54,7 @@ class JobState(BaseModel):
     progress: JobProgress | None = Field(default=None, description="the task's last progress report, if any")
     cancelled_at: datetime | None = Field(default=None, description="when it was cancelled (status cancelled)")
     cancel_reason: str | None = Field(default=None, description="the reason given to the cancel, if any")
+    priority: int = Field(default=5, description="0-9: among due jobs, a higher priority starts first")
 
 
 class JobNotFound(BaseModel):

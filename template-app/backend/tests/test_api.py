@@ -30,7 +30,14 @@ async def test_send_invoice_answers_202_with_a_job_id_and_queues_it(client: http
     assert body["status"] == "queued"
     assert body["task"] == "send_invoice_email"
     assert body["tries"] == 0
+    assert body["priority"] == 5
     assert (await scalr_queue.queue_stats()).ready == 1
+
+
+async def test_a_job_shows_its_priority(client: httpx.AsyncClient) -> None:
+    job = await scalr_queue.enqueue("send_invoice_email", invoice_id=7, _priority=8)
+    body = (await client.get(f"/jobs/{job.job_id}")).json()
+    assert (body["status"], body["priority"]) == ("queued", 8)
 
 
 async def test_unknown_job_is_404(client: httpx.AsyncClient) -> None:
