@@ -114,6 +114,22 @@ class SentinelGroup:
         self.master.kill()
         return port
 
+    def cut_replicas(self) -> None:
+        """Leave the replicas behind: SIGSTOP them, then the master drops their links.
+
+        What was sent already still reaches them (it sits in their sockets); writes from now
+        on reach no replica until they reconnect, which stopped processes cannot do.
+        """
+        self.freeze_replicas(True)
+        with redis.Redis(port=self.master.port, socket_timeout=2) as master:
+            master.client_kill_filter(_type="slave")  # redis-py spells "replica" the old way
+
+    def freeze_replicas(self, frozen: bool) -> None:
+        """SIGSTOP (or SIGCONT) both replicas."""
+        for replica in self.replicas:
+            if replica.process is not None and replica.process.poll() is None:
+                replica.process.send_signal(signal.SIGSTOP if frozen else signal.SIGCONT)
+
     def wait_failover(self, old_port: int, timeout: float = 30.0) -> int:
         new: list[int] = []
 
@@ -141,6 +157,7 @@ class SentinelGroup:
             time.sleep(0.05)
 
     def close(self) -> None:
+        self.freeze_replicas(False)  # a stopped process would sit out SIGTERM
         for sentinel in self.sentinels:
             sentinel.stop()
         for server in self.servers:
