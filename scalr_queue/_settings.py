@@ -65,7 +65,7 @@ def check_redis_url(url: str) -> str:
         parts = urlsplit(url)
         if parts.scheme not in {"redis", "rediss", "unix"}:
             raise ValueError(
-                "scheme must be redis://, rediss://, unix:// or redis+sentinel:// (rediss+sentinel://), "
+                "scheme must be redis://, rediss:// or unix:// (or redis+sentinel://, rediss+sentinel://), "
                 f"not {parts.scheme or 'none'!r}"
             )
         if parts.scheme != "unix":
