@@ -124,6 +124,23 @@ class SentinelGroup:
         with redis.Redis(port=self.master.port, socket_timeout=2) as master:
             master.client_kill_filter(_type="slave")  # redis-py spells "replica" the old way
 
+    def switch_over(self) -> int:
+        """``SENTINEL FAILOVER``: promote a replica while the old master stays up (it becomes a replica)."""
+        port = self.master_port()
+        assert port is not None
+        with _sentinel_client(self.sentinels[0].port) as client:
+            client.execute_command("SENTINEL", "FAILOVER", SERVICE)
+        return port
+
+    def wait_demoted(self, port: int, timeout: float = 30.0) -> None:
+        """Until the server on ``port`` says it is a replica (sentinels reconfigure it after the promotion)."""
+
+        def demoted() -> bool:
+            with redis.Redis(port=port, socket_timeout=1) as server:
+                return bool(server.info("replication")["role"] == "slave")
+
+        self._wait(demoted, timeout, f"the old master on {port} to become a replica")
+
     def freeze_replicas(self, frozen: bool) -> None:
         """SIGSTOP (or SIGCONT) both replicas."""
         for replica in self.replicas:

@@ -22,7 +22,7 @@ import pytest
 import redis as redis_sync
 from redis.asyncio import Redis
 
-from scalr_queue import NotReplicatedError, QueueClient
+from scalr_queue import NotReplicatedError, QueueClient, QueueUnavailableError
 from scalr_queue._settings import load_settings
 from scalr_queue.redis import _scripts
 from tests.support import run_cli, wait_until
@@ -231,6 +231,70 @@ async def test_enqueues_a_lagging_replica_lacks_are_lost_at_failover_unless_min_
         assert "1 of the" not in str(refused[0]) and "0 of the 1 replicas" in str(refused[0])
     else:
         assert not refused and len(lost) == 20, "without MIN_REPLICAS every enqueue the replicas lacked is lost"
+
+
+async def test_switchover_moves_idle_workers_and_producers_off_the_demoted_master(
+    tmp_path: Path, record: Callable[..., None]
+) -> None:
+    """The old master stays up as a replica: connections to it must notice and move, by themselves.
+
+    The worker idles in BRPOP on the master with a 30 s safety poll, so only the demotion itself
+    (Redis unblocks it, then answers READONLY) can get it to the new master in time.
+    """
+    group = SentinelGroup().start()
+    env = worker_env(group.url, SCALR_QUEUE_POLL_INTERVAL="30s", SCALR_QUEUE_HEALTH_INTERVAL="1s")
+    cwd = write_module(tmp_path / "mod", RECORDING_MODULE, name="sentinel_jobs")
+    client = QueueClient(load_settings(redis_url=group.url))
+    worker: Proc | None = None
+    try:
+        worker = start_worker("worker", cwd, env, tmp_path, module="sentinel_jobs")
+        first = Redis(port=group.master.port)
+        await wait_until(lambda: _serving(first, 1), timeout=60, what="the worker to serve the queue")
+        await client.enqueue("send_invoice_email", invoice_id=1)
+        await wait_until(lambda: _ran(first, 1), timeout=10, what="the first job to run")
+        await first.aclose()
+        old_port = await asyncio.to_thread(group.switch_over)
+        new_port = await asyncio.to_thread(group.wait_failover, old_port)
+        # until the sentinels demote it, the old master still takes writes (Sentinel's split-brain
+        # window, docs/sentinel.md): only once it is a replica must every client leave it
+        await asyncio.to_thread(group.wait_demoted, old_port)
+        switched = time.monotonic()
+        while True:  # the client's pooled connection still points at the old master
+            try:
+                await client.enqueue("send_invoice_email", invoice_id=2)
+                break
+            except QueueUnavailableError:
+                assert time.monotonic() - switched < 20, "enqueue never reached the new master"
+                await asyncio.sleep(0.1)
+        enqueue_back = time.monotonic() - switched
+        async with Redis(port=new_port) as new:
+            try:
+                await wait_until(lambda: _ran(new, 2), timeout=15, what="the worker to run a job on the new master")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n{worker.log()[-3000:]}") from None
+        claim_back = time.monotonic() - switched
+        assert worker.alive()
+    finally:
+        await client.close()
+        if worker is not None:
+            worker.stop(timeout=30)
+        group.close()
+    record(
+        order=9,
+        scenario="Sentinel: switchover (SENTINEL FAILOVER), the old master kept as a replica",
+        jobs=2,
+        kills=0,
+        restarts=0,
+        lost=0,
+        duplicates=0,
+        reconnect=f"enqueue {enqueue_back:.2f}s, worker claims {claim_back:.2f}s after the demotion",
+        notes="the worker idled in BRPOP on the old master with a 30 s safety poll",
+    )
+    assert enqueue_back < 10 and claim_back < 15, (enqueue_back, claim_back)
+
+
+async def _ran(redis: Redis, n: int) -> bool:
+    return int(await redis.llen(RUNS_KEY)) >= n
 
 
 def _replicas_caught_up(group: SentinelGroup) -> bool:
