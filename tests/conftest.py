@@ -32,9 +32,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--docker", action="store_true", help="run tests/docker against a Docker engine (make test-docker)"
     )
-    parser.addoption(
-        "--sentinel", action="store_true", help="run the Sentinel failover tests (make test-sentinel)"
-    )
+    parser.addoption("--sentinel", action="store_true", help="run the Sentinel failover tests (make test-sentinel)")
 
 
 SENTINEL_TESTS = Path(__file__).parent / "reliability" / "test_sentinel_failover.py"

@@ -70,7 +70,7 @@ def test_password_in_a_sentinel_url_is_masked() -> None:
 
 
 async def test_client_asks_the_sentinels_for_the_service_master_with_the_servers_credentials() -> None:
-    settings = load_settings(redis_url="redis+sentinel://app:pw@127.0.0.1:1,127.0.0.1:2/mymaster/3")
+    settings = load_settings(REDIS_URL="redis+sentinel://app:pw@127.0.0.1:1,127.0.0.1:2/mymaster/3")
     redis = create_redis(settings)
     pool = redis.connection_pool
     assert (pool.service_name, pool.connection_class) == ("mymaster", SentinelManagedConnection)  # type: ignore[attr-defined]
@@ -89,7 +89,7 @@ async def test_client_asks_the_sentinels_for_the_service_master_with_the_servers
 
 async def test_rediss_sentinel_uses_tls_to_the_sentinels_and_the_master() -> None:
     settings = load_settings(
-        redis_url="rediss+sentinel://127.0.0.1:1/mymaster", tls_cert_reqs="none", tls_ca_certs="/tmp/ca.pem"
+        REDIS_URL="rediss+sentinel://127.0.0.1:1/mymaster", tls_cert_reqs="none", tls_ca_certs="/tmp/ca.pem"
     )
     redis = create_redis(settings, blocking=True)
     assert redis.connection_pool.connection_class is SentinelManagedSSLConnection
@@ -118,7 +118,7 @@ async def test_no_sentinel_answering_is_a_clear_queue_unavailable_error(set_env:
 
 
 def test_arq_worker_settings_use_arqs_own_sentinel_support() -> None:
-    rs = redis_settings(load_settings(redis_url="rediss+sentinel://u:p@h1:26379,h2:26379/svc/4"))
+    rs = redis_settings(load_settings(REDIS_URL="rediss+sentinel://u:p@h1:26379,h2:26379/svc/4"))
     assert (rs.sentinel, rs.sentinel_master, rs.host, rs.database) == (True, "svc", [("h1", 26379), ("h2", 26379)], 4)
     assert (rs.username, rs.password, rs.ssl) == ("u", "p", True)
 

@@ -188,7 +188,7 @@ async def test_enqueues_a_lagging_replica_lacks_are_lost_at_failover_unless_min_
 ) -> None:
     """The loss window made deterministic: replicas stopped, enqueue, kill the master, promote one."""
     group = SentinelGroup().start()
-    settings = load_settings(redis_url=group.url, min_replicas=min_replicas, min_replicas_timeout=0.3)
+    settings = load_settings(REDIS_URL=group.url, min_replicas=min_replicas, min_replicas_timeout=0.3)
     client = QueueClient(settings)
     redis: Redis | None = None
     try:
@@ -244,7 +244,7 @@ async def test_switchover_moves_idle_workers_and_producers_off_the_demoted_maste
     group = SentinelGroup().start()
     env = worker_env(group.url, SCALR_QUEUE_POLL_INTERVAL="30s", SCALR_QUEUE_HEALTH_INTERVAL="1s")
     cwd = write_module(tmp_path / "mod", RECORDING_MODULE, name="sentinel_jobs")
-    client = QueueClient(load_settings(redis_url=group.url))
+    client = QueueClient(load_settings(REDIS_URL=group.url))
     worker: Proc | None = None
     try:
         worker = start_worker("worker", cwd, env, tmp_path, module="sentinel_jobs")
