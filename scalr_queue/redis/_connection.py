@@ -130,7 +130,7 @@ def create_redis(settings: Settings, *, blocking: bool = False) -> ScalrRedis:
         "lib_name": None,
         "lib_version": None,
     }
-    if settings.redis_url.startswith(("rediss://", "rediss+sentinel://")):
+    if settings.redis_url.lower().startswith(("rediss://", "rediss+sentinel://")):
         kwargs["ssl_cert_reqs"] = settings.tls_cert_reqs
         kwargs["ssl_check_hostname"] = settings.tls_check_hostname
         if settings.tls_ca_certs:
