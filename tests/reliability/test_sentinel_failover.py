@@ -108,9 +108,8 @@ async def test_master_sigkill_fails_over_and_min_replicas_loses_no_acknowledged_
     try:
         stack.start_backend()
         workers += [start_worker(n, cwd, env, tmp_path, module="sentinel_jobs") for n in ("worker-a", "worker-b")]
-        old = Redis(port=group.master.port)
-        await wait_until(lambda: _serving(old, 2), timeout=60, what="both workers to serve the queue")
-        await old.aclose()
+        async with Redis(port=group.master.port) as first:
+            await wait_until(lambda: _serving(first, 2), timeout=60, what="both workers to serve the queue")
         async with httpx.AsyncClient(base_url=stack.base_url, timeout=10) as http:
             senders = [asyncio.create_task(send(http, traffic, stop, time.monotonic() + 90)) for _ in range(SENDERS)]
             await asyncio.sleep(BEFORE_S)
@@ -248,11 +247,10 @@ async def test_switchover_moves_idle_workers_and_producers_off_the_demoted_maste
     worker: Proc | None = None
     try:
         worker = start_worker("worker", cwd, env, tmp_path, module="sentinel_jobs")
-        first = Redis(port=group.master.port)
-        await wait_until(lambda: _serving(first, 1), timeout=60, what="the worker to serve the queue")
-        await client.enqueue("send_invoice_email", invoice_id=1)
-        await wait_until(lambda: _ran(first, 1), timeout=10, what="the first job to run")
-        await first.aclose()
+        async with Redis(port=group.master.port) as first:
+            await wait_until(lambda: _serving(first, 1), timeout=60, what="the worker to serve the queue")
+            await client.enqueue("send_invoice_email", invoice_id=1)
+            await wait_until(lambda: _ran(first, 1), timeout=10, what="the first job to run")
         old_port = await asyncio.to_thread(group.switch_over)
         new_port = await asyncio.to_thread(group.wait_failover, old_port)
         # until the sentinels demote it, the old master still takes writes (Sentinel's split-brain
