@@ -129,6 +129,10 @@ docs: bootstrap ## Build the documentation site from docs/ into site/ (mkdocs-ma
 settings-docs: bootstrap ## Regenerate the README's settings table and .env.shared from scalr_queue/_settings.py
 	$(PY) -m scalr_queue._settings_doc
 
+.PHONY: test-sentinel
+test-sentinel: bootstrap ## Sentinel failover on loopback (1 master, 2 replicas, 3 sentinels): SIGKILL, switchover, MIN_REPLICAS
+	$(PY) -m pytest tests/reliability/test_sentinel_failover.py --sentinel -q
+
 test-docker: bootstrap ## Docker: make up/down and the compose promises on a real engine (as root the first time)
 	@scripts/test-docker.sh
 

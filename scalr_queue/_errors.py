@@ -5,6 +5,7 @@ Every error a user can catch derives from one base::
     ScalrQueueError
     ├── ConfigurationError        a setting (env var) has an invalid value
     ├── QueueUnavailableError     Redis cannot be reached, refuses auth, or refuses writes (OOM)
+    │   └── NotReplicatedError    the master took the job, too few replicas confirmed it in time
     ├── EnqueueError              the job was rejected before anything was written
     │   ├── UnknownTaskError      no task of that name (with a did-you-mean)
     │   ├── TaskArgumentsError    missing, unexpected or ill-typed keyword arguments
@@ -34,6 +35,14 @@ class QueueUnavailableError(ScalrQueueError):
     """Redis could not take the request (down, unreachable, wrong password, out of memory).
 
     Nothing was written when this is raised from ``enqueue``.
+    """
+
+
+class NotReplicatedError(QueueUnavailableError):
+    """Fewer than ``SCALR_QUEUE_MIN_REPLICAS`` replicas confirmed the enqueue within its timeout.
+
+    Unlike its base class, the job *was* written, on the master only: it runs unless the master
+    fails before a replica copies it. Retrying with the same ``_job_id`` cannot run it twice.
     """
 
 

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ._durations import DURATION_HELP, parse_duration
 from ._errors import ConfigurationError
 from .redis._keys import DEFAULT_QUEUE
+from .redis._url import is_sentinel_url, parse_sentinel_url
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
@@ -57,10 +58,16 @@ def mask_url(url: str) -> str:
 
 def check_redis_url(url: str) -> str:
     """Validate the URL early (scheme, port, db) so a typo fails at start-up with one line."""
+    if is_sentinel_url(url):
+        parse_sentinel_url(url)  # its ValueError is already one line naming what is wrong
+        return url
     try:
         parts = urlsplit(url)
         if parts.scheme not in {"redis", "rediss", "unix"}:
-            raise ValueError(f"scheme must be redis://, rediss:// or unix://, not {parts.scheme or 'none'!r}")
+            raise ValueError(
+                "scheme must be redis://, rediss:// or unix:// (or redis+sentinel://, rediss+sentinel://), "
+                f"not {parts.scheme or 'none'!r}"
+            )
         if parts.scheme != "unix":
             if not parts.hostname:
                 raise ValueError("it has no host (expected redis://[user:password@]host[:port][/db])")
@@ -97,7 +104,8 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         "redis://localhost:6379/0",
         validation_alias=AliasChoices("REDIS_URL", "SCALR_QUEUE_REDIS_URL"),
-        description="`redis://[user:password@]host[:port][/db]`, `rediss://` for TLS, `unix://`; "
+        description="`redis://[user:password@]host[:port][/db]`, `rediss://` for TLS, `unix://`, or Sentinel: "
+        "`redis+sentinel://[user:password@]host:port,host:port/service[/db]` (`rediss+sentinel://`); "
         "the password is never printed",
     )
     queue_name: str = Field(DEFAULT_QUEUE, description="queue a worker serves and enqueue uses (`arq:queue:<name>`)")
@@ -147,6 +155,16 @@ class Settings(BaseSettings):
     redis_timeout: Duration = Field(
         2.0, description="connect and command timeout for producers: how fast enqueue fails when Redis is down"
     )
+    min_replicas: int = Field(
+        0,
+        ge=0,
+        le=100,
+        description="replicas that must have each enqueued job before enqueue returns (Redis `WAIT`); "
+        "`0`: no wait. Set it with Sentinel so a failover cannot lose an acknowledged job",
+    )
+    min_replicas_timeout: Duration = Field(
+        1.0, description="how long enqueue waits for `SCALR_QUEUE_MIN_REPLICAS` replicas before it fails"
+    )
     tls_cert_reqs: Literal["required", "optional", "none"] = Field(
         "required", description="certificate verification for `rediss://`: `required`, `optional`, `none`"
     )
@@ -190,7 +208,14 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "job_timeout", "retry_delay", "lease", "poll_interval", "health_interval", "redis_timeout", "health_max_lag"
+        "job_timeout",
+        "retry_delay",
+        "lease",
+        "poll_interval",
+        "health_interval",
+        "redis_timeout",
+        "health_max_lag",
+        "min_replicas_timeout",
     )
     @classmethod
     def _positive(cls, value: float) -> float:

@@ -32,7 +32,8 @@ ENV_SHARED_HEADER = """\
 # Durations take seconds (2.5) or a suffix (250ms, 10s, 5m, 1h); sizes take 1048576, 512KiB, 1MiB.
 # Generated from scalr_queue/_settings.py by `make settings-docs`: edit the Settings fields, not this file.
 
-# The shared Redis (services/redis). user:password@ and rediss:// work too; passwords are never logged.
+# The shared Redis (services/redis). user:password@ and rediss:// work too, and Sentinel:
+# redis+sentinel://h1:26379,h2:26379,h3:26379/mymaster/0 (docs/sentinel.md). Passwords are never logged.
 """
 
 

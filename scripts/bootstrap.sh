@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make this checkout runnable on a fresh Debian/Ubuntu machine, idempotently:
-#   1. redis-server and promtool (apt-get, only when missing),
+#   1. redis-server, redis-sentinel and promtool (apt-get, only when missing),
 #   2. a virtualenv at $VENV (default .venv),
 #   3. the pinned dev requirements plus `pip install -e .`, skipped when a stamp keyed on the
 #      content of requirements-dev.txt and pyproject.toml says they are already in place,
@@ -39,6 +39,12 @@ apt_install() {
 if ! command -v redis-server >/dev/null 2>&1; then
     apt_install redis-server
     # Debian's package starts a system service on 6379; we never rely on it, but leave it be.
+fi
+
+# 1a. redis-sentinel: the Sentinel failover test runs three sentinels (redis-server in sentinel mode).
+if ! command -v redis-sentinel >/dev/null 2>&1; then
+    apt_install redis-sentinel
+    # Like redis-server, the package may start a system sentinel on 26379; the tests never use it.
 fi
 
 # 1b. promtool (Debian's prometheus package): `make test` checks and unit-tests ops/prometheus/.

@@ -32,11 +32,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--docker", action="store_true", help="run tests/docker against a Docker engine (make test-docker)"
     )
+    parser.addoption("--sentinel", action="store_true", help="run the Sentinel failover tests (make test-sentinel)")
+
+
+SENTINEL_TESTS = Path(__file__).parent / "reliability" / "test_sentinel_failover.py"
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     """tests/docker needs a Docker engine and root: only `make test-docker` (--docker) collects it."""
     if collection_path == Path(__file__).parent / "docker" and not config.getoption("--docker"):
+        return True
+    # six Redis processes and several failovers take over a minute: their own target, run by .ci/run
+    if collection_path == SENTINEL_TESTS and not config.getoption("--sentinel"):
         return True
     return None
 

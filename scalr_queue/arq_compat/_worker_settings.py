@@ -24,6 +24,7 @@ from .._settings import Settings, get_settings
 from .._tasks import TaskSpec, as_task_spec
 from ..control._failed import failure_record
 from ..redis._keys import QUEUE_PREFIX, failed_jobs_key, failed_key, queue_key
+from ..redis._url import is_sentinel_url, parse_sentinel_url
 from ..worker._retry import decide
 
 # arq gives every job key a TTL; make arq-enqueued jobs (its cron) effectively never expire
@@ -32,7 +33,20 @@ ARQ_TIMEOUT_MARGIN_S = 5.0
 
 
 def redis_settings(settings: Settings) -> RedisSettings:
-    rs = RedisSettings.from_dsn(settings.redis_url)
+    """arq's RedisSettings for ``REDIS_URL``; a Sentinel URL uses arq's own Sentinel support."""
+    if is_sentinel_url(settings.redis_url):
+        target = parse_sentinel_url(settings.redis_url)
+        rs = RedisSettings(
+            host=list(target.sentinels),
+            database=target.db,
+            username=target.username,
+            password=target.password,
+            ssl=target.tls,
+            sentinel=True,
+            sentinel_master=target.service,
+        )
+    else:
+        rs = RedisSettings.from_dsn(settings.redis_url)
     rs.conn_timeout = max(1, int(settings.redis_timeout))
     if rs.ssl:
         rs.ssl_cert_reqs = settings.tls_cert_reqs

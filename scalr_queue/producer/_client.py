@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .._codec import dumps, encode_kwargs, job_payload
-from .._errors import ConfigurationError, JobOptionsError, PayloadError
+from .._errors import ConfigurationError, JobOptionsError, PayloadError, QueueUnavailableError
 from .._priority import ready_ranges
 from .._settings import QUEUE_NAME_HELP, QUEUE_NAME_RE, Settings, get_settings
 from .._tasks import P, R, TaskFn, TaskSpec
@@ -112,14 +112,18 @@ class QueueClient:
     async def _enqueue_sender(self) -> ScriptSender:
         redis = await self._pool.redis()
         if self._sender is None or self._sender.redis is not redis:
-            self._sender = ScriptSender(redis, _scripts.ENQUEUE)
+            self._sender = self._script_sender(redis, _scripts.ENQUEUE)
         return self._sender
 
     async def _replacing_sender(self) -> ScriptSender:
         redis = await self._pool.redis()
         if self._replace_sender is None or self._replace_sender.redis is not redis:
-            self._replace_sender = ScriptSender(redis, _scripts.REPLACE)
+            self._replace_sender = self._script_sender(redis, _scripts.REPLACE)
         return self._replace_sender
+
+    def _script_sender(self, redis: ScalrRedis, script: str) -> ScriptSender:
+        s = self.settings
+        return ScriptSender(redis, script, min_replicas=s.min_replicas, replicas_timeout=s.min_replicas_timeout)
 
     async def run(self, awaitable: Awaitable[T], doing: str) -> T:
         """Await a Redis call, turning connection-level failures into QueueUnavailableError."""
@@ -291,6 +295,8 @@ class QueueClient:
                 continue
             commands = [sender.command(*self._script_args(prepared[i])) for i in picked]
             for i, r in zip(picked, await self._pool.run(sender.send(commands), doing), strict=True):
+                if isinstance(r, QueueUnavailableError):  # NotReplicatedError: written, not yet copied
+                    raise r
                 if isinstance(r, Exception):
                     raise unavailable(r, self.settings, doing)
                 results[i] = r

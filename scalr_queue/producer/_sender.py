@@ -13,6 +13,11 @@ synchronous connections use when hiredis is installed; hiredis is a dependency a
 ``pack_commands`` (pure Python) takes and in about half the time of the hand-written packer
 this module used to carry (bench/README.md, "Enqueue sender"). What this module adds is the
 batching, not the protocol.
+
+With ``SCALR_QUEUE_MIN_REPLICAS`` set, a ``WAIT`` closes each pipeline: one wait covers every
+enqueue of the batch (WAIT counts the replicas that have all of the connection's writes so
+far), and it costs no extra round trip, only the replication delay. Callers whose job was
+written but not confirmed by enough replicas get :class:`NotReplicatedError`.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import hiredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
+from .._errors import NotReplicatedError
 from ..redis import _scripts
 
 Command = tuple[bytes | str | int, ...]  # one command's arguments, packed when sent
@@ -58,10 +64,12 @@ async def checkout(pool: Any) -> Any:
 class ScriptSender:
     """Runs one Lua script for many concurrent callers over one Redis client."""
 
-    def __init__(self, redis: Any, script: str) -> None:
+    def __init__(self, redis: Any, script: str, *, min_replicas: int = 0, replicas_timeout: float = 1.0) -> None:
         self.redis = redis
         self.script = script
         self.sha = _scripts.sha(script).encode()
+        self.min_replicas = min_replicas
+        self.replicas_timeout = replicas_timeout
         self._busy = False
         self._waiting: list[Call] = []
         self._tasks: set[asyncio.Task[None]] = set()  # strong references to batches in flight
@@ -125,12 +133,19 @@ class ScriptSender:
         self._send_waiting()
 
     async def send(self, commands: list[Command]) -> list[Any]:
-        """Pipeline ``commands``; load the script and resend if Redis lost it (restart, flush)."""
+        """Pipeline ``commands``; load the script and resend if Redis lost it (restart, flush, failover)."""
         results = await self._pipeline(commands)
         if any(isinstance(r, NoScriptError) for r in results):
             await self.redis.execute_command("SCRIPT", "LOAD", self.script)
             results = await self._pipeline(commands)
         return results
+
+    def _not_replicated(self, acked: int) -> NotReplicatedError:
+        return NotReplicatedError(
+            f"enqueue not confirmed: {acked} of the {self.min_replicas} replicas SCALR_QUEUE_MIN_REPLICAS "
+            f"asks for have the job after {self.replicas_timeout:g}s (SCALR_QUEUE_MIN_REPLICAS_TIMEOUT); "
+            "it is on the master only and is lost if the master fails now: retry with the same _job_id"
+        )
 
     def encode(self, conn: Any, commands: list[Command]) -> list[bytes]:
         """``commands`` in RESP, ready for ``conn.send_packed_command`` (bench/sender.py swaps this)."""
@@ -138,16 +153,23 @@ class ScriptSender:
 
     async def _pipeline(self, commands: list[Command]) -> list[Any]:
         pool = self.redis.connection_pool
+        wait = self.min_replicas > 0
+        sent = [*commands, (b"WAIT", self.min_replicas, int(self.replicas_timeout * 1000))] if wait else commands
         for attempt in (1, 2):
             out: list[Any] = []
             conn = await checkout(pool)
             try:
-                await conn.send_packed_command(self.encode(conn, commands))
+                await conn.send_packed_command(self.encode(conn, sent))
                 for _ in commands:
                     try:
                         out.append(await conn.read_response())
                     except ResponseError as exc:  # an error reply; the stream stays in step
                         out.append(exc)
+                if wait:
+                    # WAIT blocks up to its own timeout: read it with that on top of the usual one
+                    acked = int(await conn.read_response(timeout=self.replicas_timeout + (conn.socket_timeout or 1.0)))
+                    if acked < self.min_replicas:
+                        out = [r if isinstance(r, Exception) else self._not_replicated(acked) for r in out]
                 return out
             except RedisConnectionError:
                 await conn.disconnect()

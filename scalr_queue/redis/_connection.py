@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from arq.connections import ArqRedis
+from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import (
     AuthenticationError,
@@ -29,6 +31,7 @@ from redis.exceptions import (
 from .._errors import QueueUnavailableError
 from .._settings import Settings
 from . import _scripts
+from ._url import is_sentinel_url, parse_sentinel_url
 
 if TYPE_CHECKING:
     from arq.jobs import Job as ArqJob
@@ -61,6 +64,15 @@ class ScalrRedis(ArqRedis):
     """
 
     scalr_client: Enqueuer | None = None  # set by whoever made this client to enqueue through
+    sentinel_manager: Sentinel | None = None  # the sentinels a redis+sentinel:// client asks for the master
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        """Close the client, and the connections to the sentinels it asked (they are its own)."""
+        await super().aclose(close_connection_pool)
+        if self.sentinel_manager is not None:
+            sentinels: list[Redis] = self.sentinel_manager.sentinels
+            for client in sentinels:
+                await client.aclose()
 
     async def enqueue_job(
         self,
@@ -118,14 +130,50 @@ def create_redis(settings: Settings, *, blocking: bool = False) -> ScalrRedis:
         "lib_name": None,
         "lib_version": None,
     }
-    if settings.redis_url.startswith("rediss://"):
+    if settings.redis_url.lower().startswith(("rediss://", "rediss+sentinel://")):
         kwargs["ssl_cert_reqs"] = settings.tls_cert_reqs
         kwargs["ssl_check_hostname"] = settings.tls_check_hostname
         if settings.tls_ca_certs:
             kwargs["ssl_ca_certs"] = settings.tls_ca_certs
-    redis: ScalrRedis = ScalrRedis.from_url(settings.redis_url, **kwargs)
+    if is_sentinel_url(settings.redis_url):
+        redis = _sentinel_master(settings, kwargs)
+    else:
+        redis = ScalrRedis.from_url(settings.redis_url, **kwargs)
     redis.job_deserializer = loads
     redis.job_serializer = None
+    return redis
+
+
+def _sentinel_master(settings: Settings, kwargs: dict[str, Any]) -> ScalrRedis:
+    """A client of the service's current master, found through the sentinels (redis-py's Sentinel).
+
+    Every new connection asks the sentinels where the master is, so after a failover the next
+    connection goes to the new master; a connection still open to a demoted master answers
+    READONLY, which redis-py turns into a connection error (and the pool reconnects). The
+    sentinels are always asked with the producer timeout, even for the worker's blocking clients.
+    """
+    target = parse_sentinel_url(settings.redis_url)
+    tls = {k: v for k, v in kwargs.items() if k.startswith("ssl_")}
+    if target.tls:
+        tls["ssl"] = True
+    sentinel_kwargs: dict[str, Any] = {
+        "socket_connect_timeout": settings.redis_timeout,
+        "socket_timeout": settings.redis_timeout,
+        "lib_name": None,
+        "lib_version": None,
+        **tls,
+    }
+    master_kwargs: dict[str, Any] = {
+        **kwargs,
+        "db": target.db,
+        "username": target.username,
+        "password": target.password,
+        **({"ssl": True} if target.tls else {}),
+    }
+    make_sentinel = cast(Callable[..., Sentinel], Sentinel)  # redis-py leaves its __init__ untyped
+    sentinel = make_sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs)
+    redis = cast(ScalrRedis, sentinel.master_for(target.service, redis_class=ScalrRedis, **master_kwargs))
+    redis.sentinel_manager = sentinel
     return redis
 
 
@@ -151,7 +199,12 @@ def unavailable(exc: BaseException, settings: Settings, doing: str) -> QueueUnav
         why = f"Redis did not answer within {settings.redis_timeout:g}s"
     elif isinstance(exc, RedisConnectionError | OSError):
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "Error 111" in text or "Connect call failed" in text:
+        if isinstance(exc, MasterNotFoundError):
+            text = (
+                f"the sentinels know no master for this service now ({text}): a failover is under "
+                "way, or the service name in REDIS_URL is wrong"
+            )
+        elif "Error 111" in text or "Connect call failed" in text:
             text = "connection refused: is redis-server running and REDIS_URL right?"
         elif "CERTIFICATE_VERIFY_FAILED" in text:
             text = (
