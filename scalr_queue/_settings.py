@@ -57,10 +57,15 @@ def mask_url(url: str) -> str:
 
 def check_redis_url(url: str) -> str:
     """Validate the URL early (scheme, port, db) so a typo fails at start-up with one line."""
+    if url.startswith("memory:"):
+        return _check_memory_url(url)
     try:
         parts = urlsplit(url)
         if parts.scheme not in {"redis", "rediss", "unix"}:
-            raise ValueError(f"scheme must be redis://, rediss:// or unix://, not {parts.scheme or 'none'!r}")
+            raise ValueError(
+                f"scheme must be redis://, rediss:// or unix:// (memory:// for the in-process store), "
+                f"not {parts.scheme or 'none'!r}"
+            )
         if parts.scheme != "unix":
             if not parts.hostname:
                 raise ValueError("it has no host (expected redis://[user:password@]host[:port][/db])")
@@ -76,6 +81,18 @@ def check_redis_url(url: str) -> str:
     return url
 
 
+def _check_memory_url(url: str) -> str:
+    """``memory://`` exactly: the in-process store (see docs/in-process.md), usable only with its extra."""
+    from .redis._memory import MEMORY_URL, missing_extra
+
+    if url != MEMORY_URL:
+        raise ValueError(f"the in-process store is {MEMORY_URL} exactly, with nothing after it")
+    problem = missing_extra()
+    if problem is not None:
+        raise ValueError(problem)
+    return url
+
+
 class Settings(BaseSettings):
     """Every setting, with its default. Build it with :func:`get_settings` (cached per process)."""
 
@@ -84,8 +101,8 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         "redis://localhost:6379/0",
         validation_alias=AliasChoices("REDIS_URL", "SCALR_QUEUE_REDIS_URL"),
-        description="`redis://[user:password@]host[:port][/db]`, `rediss://` for TLS, `unix://`; "
-        "the password is never printed",
+        description="`redis://[user:password@]host[:port][/db]`, `rediss://` for TLS, `unix://`, or `memory://` "
+        "(in-process, for unit tests and demos); the password is never printed",
     )
     queue_name: str = Field(DEFAULT_QUEUE, description="queue a worker serves and enqueue uses (`arq:queue:<name>`)")
     concurrency: int = Field(10, ge=1, le=10_000, description="jobs one worker process runs at once")
@@ -125,6 +142,11 @@ class Settings(BaseSettings):
         None,
         description="worker module whose `tasks` enqueue checks names and arguments against (`src.worker`); "
         "unset, enqueue checks against live workers' published tasks",
+    )
+    memory_worker: str | None = Field(
+        None,
+        description="with `REDIS_URL=memory://`: the worker module (`src.worker`) run inside this process, "
+        "started at its first queue call; unset: jobs wait for `scalr_queue.testing.run_in_process`",
     )
     redis_timeout: Duration = Field(
         2.0, description="connect and command timeout for producers: how fast enqueue fails when Redis is down"
@@ -182,7 +204,7 @@ class Settings(BaseSettings):
             raise ValueError(f"expected {DURATION_HELP}, at most 7 days")
         return value
 
-    @field_validator("tasks")
+    @field_validator("tasks", "memory_worker")
     @classmethod
     def _tasks(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$", value):

@@ -68,6 +68,7 @@ async def check_health(module: str, queue: str) -> int:
 def run(args: argparse.Namespace, prog: str = PROG) -> int:
     from .._settings import QUEUE_NAME_HELP, QUEUE_NAME_RE, load_settings
     from ..observe._logging import configure_logging
+    from ..redis._memory import is_memory_url
 
     try:
         settings = load_settings()
@@ -80,6 +81,11 @@ def run(args: argparse.Namespace, prog: str = PROG) -> int:
             if not 1 <= health_port <= 65535:
                 raise ConfigurationError(f"--health-port {health_port} is out of range: expected 1 to 65535")
             settings = settings.model_copy(update={"health_port": health_port})
+        if is_memory_url(settings.redis_url):
+            raise ConfigurationError(
+                "REDIS_URL=memory:// keeps jobs inside one process, so a worker process would see none: "
+                "set SCALR_QUEUE_MEMORY_WORKER in the app instead, or point REDIS_URL at Redis (docs/in-process.md)"
+            )
         configure_logging(settings)
         if args.check:
             return asyncio.run(check_health(args.module, args.queue or settings.queue_name))
