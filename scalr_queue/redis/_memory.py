@@ -101,7 +101,9 @@ def _connection_class() -> type[Any]:
     class MemoryConnection(FakeAsyncRedisConnection):
         async def _connect(self) -> None:
             await super()._connect()
-            self._sock.__class__ = ShebangSocket
+            sock = self._sock
+            assert sock is not None, "fakeredis connected without a socket"
+            sock.__class__ = ShebangSocket
 
     return MemoryConnection
 
