@@ -291,3 +291,27 @@ def test_a_worker_process_refuses_memory_url_in_one_line(tmp_path: Path) -> None
         "process would see none: set SCALR_QUEUE_MEMORY_WORKER in the app instead, or point REDIS_URL at Redis "
         "(docs/in-process.md)"
     ]
+
+
+async def test_run_in_process_and_drain_work_against_a_real_redis_too(redis_url: str) -> None:
+    ATTEMPTS.clear()
+    async with run_in_process([flaky]) as worker:
+        job = await scalr_queue.enqueue(flaky, n=1)
+        await drain()
+        assert (await job.info()).tries == 4
+        await scalr_queue.pause()
+        await scalr_queue.enqueue(flaky, n=2)
+        with pytest.raises(TimeoutError, match=r"1 waiting and 0 running job\(s\) after 0.05s \(the queue is paused\)"):
+            await worker.drain(within=0.05)
+        await scalr_queue.resume()
+        await worker.drain()
+
+    async def broken(ctx: dict[str, Any]) -> None:
+        raise RuntimeError("no database")
+
+    runner = _inprocess.InProcessWorker(
+        _inprocess.WorkerConfig(module="m", tasks=build_task_map([flaky]), on_startup=broken), get_settings()
+    )
+    with pytest.raises(RuntimeError, match="no database"):
+        await runner.start()
+    await runner.stop()  # nothing to stop: it never started
