@@ -220,9 +220,11 @@ async def test_memory_mode_is_never_picked_unless_the_url_says_memory(
     assert await raw.exists(f"arq:job:{job.job_id}") == 1  # it went to the real redis-server
     await raw.aclose()
     for url in ("memory", "memory:/", "memory://x", "memory:///0"):
+        set_env(REDIS_URL=url)
         with pytest.raises(ConfigurationError, match="REDIS_URL"):
-            load_settings(redis_url=url)
-    assert load_settings(redis_url="redis://memory:6379/0").redis_url == "redis://memory:6379/0"
+            load_settings()
+    set_env(REDIS_URL="redis://memory:6379/0")  # a Redis host that happens to be called memory
+    assert load_settings().redis_url == "redis://memory:6379/0"
 
 
 def _python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -315,3 +317,31 @@ async def test_run_in_process_and_drain_work_against_a_real_redis_too(redis_url:
     with pytest.raises(RuntimeError, match="no database"):
         await runner.start()
     await runner.stop()  # nothing to stop: it never started
+
+
+def test_a_stopped_in_process_worker_leaves_nothing_bound_to_its_closed_loop() -> None:
+    # A loop closed without cancelling its pending tasks (as some test runners do): the worker's
+    # blocked read must have ended, or the next write to the store calls into the closed loop.
+    code = """
+    import asyncio
+    import scalr_queue
+    from scalr_queue.testing import drain, run_in_process
+
+    async def double(ctx, n: int) -> int:
+        return n * 2
+
+    async def once() -> int:
+        async with run_in_process([double]):
+            job = await scalr_queue.enqueue(double, n=4)
+            await drain()
+        await scalr_queue.close()
+        return await job.result()
+
+    for _ in range(2):
+        loop = asyncio.new_event_loop()
+        print(loop.run_until_complete(once()))
+        loop.close()  # no cancelling of what is left pending
+    """
+    out = _python(code, REDIS_URL="memory://", SCALR_QUEUE_POLL_INTERVAL="30s")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["8", "8"]

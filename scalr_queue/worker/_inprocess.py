@@ -17,7 +17,9 @@ import weakref
 from redis.asyncio import Redis
 
 from .._settings import Settings
-from ..redis._keys import leases_key, paused_key, queue_key
+from ..redis._connection import create_redis
+from ..redis._keys import leases_key, paused_key, queue_key, wake_key
+from ..redis._memory import is_memory_url
 from ._loader import WorkerConfig, load_worker_config
 from ._worker import ScalrWorker
 
@@ -61,12 +63,31 @@ class InProcessWorker:
             return
         self.worker.request_stop()
         await asyncio.wait_for(task, self.worker.settings.shutdown_grace + 10)
+        if is_memory_url(self.worker.settings.redis_url):
+            await _end_blocked_read(self.worker.settings, self.queue)
 
     async def drain(self, within: float = 10.0) -> None:
         """Wait until this worker's queue has nothing ready, scheduled (retry backoff included) or running."""
         if self._task is not None and self._task.done():
             self._task.result()
         await drain_queue(self.worker.pool, self.queue, within)
+
+
+async def _end_blocked_read(settings: Settings, queue: str) -> None:
+    """Let the stopped worker's last BRPOP on the in-process store return now, on this loop.
+
+    Against Redis, closing the connection ends a blocked read. The in-memory store keeps it
+    waiting (on a callback bound to this event loop) until its timeout; a test runner that closes
+    the loop first leaves that callback behind, and the next write to the store would call into a
+    closed loop. A wake-up item ends the read at once; any left unread only wakes the next worker.
+    """
+    redis = create_redis(settings)
+    try:
+        await redis.lpush(wake_key(queue), "1")
+        for _ in range(5):  # the store signals the reader through the loop: let it run
+            await asyncio.sleep(0)
+    finally:
+        await redis.aclose(close_connection_pool=True)
 
 
 async def drain_queue(redis: Redis, queue: str, within: float) -> None:
