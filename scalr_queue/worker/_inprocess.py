@@ -17,7 +17,7 @@ import weakref
 from redis.asyncio import Redis
 
 from .._settings import Settings
-from ..redis._connection import create_redis
+from ..redis._connection import aw, create_redis
 from ..redis._keys import leases_key, paused_key, queue_key, wake_key
 from ..redis._memory import is_memory_url
 from ._loader import WorkerConfig, load_worker_config
@@ -83,7 +83,7 @@ async def _end_blocked_read(settings: Settings, queue: str) -> None:
     """
     redis = create_redis(settings)
     try:
-        await redis.lpush(wake_key(queue), "1")
+        await aw(redis.lpush(wake_key(queue), "1"))
         for _ in range(5):  # the store signals the reader through the loop: let it run
             await asyncio.sleep(0)
     finally:
