@@ -61,11 +61,14 @@ def check_redis_url(url: str) -> str:
     if is_sentinel_url(url):
         parse_sentinel_url(url)  # its ValueError is already one line naming what is wrong
         return url
+    if url.startswith("memory:"):
+        return _check_memory_url(url)
     try:
         parts = urlsplit(url)
         if parts.scheme not in {"redis", "rediss", "unix"}:
             raise ValueError(
-                "scheme must be redis://, rediss:// or unix:// (or redis+sentinel://, rediss+sentinel://), "
+                "scheme must be redis://, rediss:// or unix:// (or redis+sentinel://, rediss+sentinel://; "
+                "memory:// for the in-process store), "
                 f"not {parts.scheme or 'none'!r}"
             )
         if parts.scheme != "unix":
@@ -96,6 +99,18 @@ def parse_processes(value: Any) -> Any:
     return number
 
 
+def _check_memory_url(url: str) -> str:
+    """``memory://`` exactly: the in-process store (see docs/in-process.md), usable only with its extra."""
+    from .redis._memory import MEMORY_URL, missing_extra
+
+    if url != MEMORY_URL:
+        raise ValueError(f"the in-process store is {MEMORY_URL} exactly, with nothing after it")
+    problem = missing_extra()
+    if problem is not None:
+        raise ValueError(problem)
+    return url
+
+
 class Settings(BaseSettings):
     """Every setting, with its default. Build it with :func:`get_settings` (cached per process)."""
 
@@ -104,9 +119,9 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         "redis://localhost:6379/0",
         validation_alias=AliasChoices("REDIS_URL", "SCALR_QUEUE_REDIS_URL"),
-        description="`redis://[user:password@]host[:port][/db]`, `rediss://` for TLS, `unix://`, or Sentinel: "
-        "`redis+sentinel://[user:password@]host:port,host:port/service[/db]` (`rediss+sentinel://`); "
-        "the password is never printed",
+        description="`redis://[user:password@]host[:port][/db]`, `rediss://` for TLS, `unix://`, Sentinel: "
+        "`redis+sentinel://[user:password@]host:port,host:port/service[/db]` (`rediss+sentinel://`), or "
+        "`memory://` (in-process, for unit tests and demos); the password is never printed",
     )
     queue_name: str = Field(DEFAULT_QUEUE, description="queue a worker serves and enqueue uses (`arq:queue:<name>`)")
     concurrency: int = Field(10, ge=1, le=10_000, description="jobs one worker process runs at once")
@@ -151,6 +166,11 @@ class Settings(BaseSettings):
         None,
         description="worker module whose `tasks` enqueue checks names and arguments against (`src.worker`); "
         "unset, enqueue checks against live workers' published tasks",
+    )
+    memory_worker: str | None = Field(
+        None,
+        description="with `REDIS_URL=memory://`: the worker module (`src.worker`) run inside this process, "
+        "started at its first queue call; unset: jobs wait for `scalr_queue.testing.run_in_process`",
     )
     redis_timeout: Duration = Field(
         2.0, description="connect and command timeout for producers: how fast enqueue fails when Redis is down"
@@ -225,7 +245,7 @@ class Settings(BaseSettings):
             raise ValueError(f"expected {DURATION_HELP}, at most 7 days")
         return value
 
-    @field_validator("tasks")
+    @field_validator("tasks", "memory_worker")
     @classmethod
     def _tasks(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$", value):

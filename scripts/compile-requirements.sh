@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Re-pin requirements.txt (runtime + web extra) and requirements-dev.txt (+ dev and otel extras)
+# Re-pin requirements.txt (runtime + web extra) and requirements-dev.txt (+ dev, otel and memory extras)
 # from pyproject.toml. Uses uv when it is on PATH, else installs it into a throwaway venv.
 # The output never names a package index: pins only, so the files work behind any mirror.
 set -euo pipefail
@@ -33,7 +33,7 @@ compile() {  # compile OUTPUT EXTRA...
 }
 
 compile requirements.txt web
-compile requirements-dev.txt web dev otel
+compile requirements-dev.txt web dev otel memory
 
 if grep -n -E '://|--index|--find-links|--trusted-host' requirements.txt requirements-dev.txt; then
     echo "compile-requirements: an index URL slipped into the output; refusing" >&2

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The core tests against the OLDEST dependency set pyproject.toml allows (make test-lowest).
 #   1. a separate virtualenv at $VENV_LOWEST (default .venv-lowest),
-#   2. every runtime dependency, the web and otel extras, the test runner and the OpenTelemetry
+#   2. every runtime dependency, the web, otel and memory extras, the test runner and the OpenTelemetry
 #      SDK the tracing tests export with at the oldest published
 #      release inside its pyproject.toml range (scripts/lowest-requirements.py prints the ranges
 #      from pyproject.toml, uv's --resolution lowest-direct picks the lowest; what they depend on
@@ -34,7 +34,7 @@ if [[ "$want" != "$have" || ! -x "$PY" ]]; then
     say "creating virtualenv $VENV_LOWEST"
     rm -rf "$VENV_LOWEST"
     "$PYTHON" -m venv "$VENV_LOWEST"
-    "$PYTHON" scripts/lowest-requirements.py --extra web --extra otel \
+    "$PYTHON" scripts/lowest-requirements.py --extra web --extra otel --extra memory \
         --pick dev=pytest,pytest-asyncio,pytest-timeout,httpx,opentelemetry-sdk >"$VENV_LOWEST/requirements-lowest.txt"
     say "installing the lowest allowed versions into $VENV_LOWEST"
     "$PY" -m pip install -q uv

@@ -8,6 +8,7 @@ job, queues it and wakes a worker.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -528,9 +529,15 @@ async def queue_stats(queue: str | None = None) -> QueueStats:
 
 
 async def close() -> None:
-    """Close the process's pool and forget cached settings (call from your app's shutdown)."""
+    """Close the process's pool and forget cached settings (call from your app's shutdown).
+
+    With ``REDIS_URL=memory://``, also stops the in-process worker started for ``SCALR_QUEUE_MEMORY_WORKER``.
+    """
     global _default
     client, _default = _default, None
     get_settings.cache_clear()
+    inprocess = sys.modules.get("scalr_queue.worker._inprocess")  # memory://'s worker, only if one was started
+    if inprocess is not None:
+        await inprocess.stop_autostarted()
     if client is not None:
         await client.close()

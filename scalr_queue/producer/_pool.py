@@ -14,6 +14,7 @@ from typing import TypeVar
 from .._protocols import Enqueuer
 from .._settings import Settings, get_settings
 from ..redis._connection import REDIS_ERRORS, ScalrRedis, create_redis, unavailable
+from ..redis._memory import is_memory_url
 
 T = TypeVar("T")
 
@@ -42,10 +43,15 @@ class LoopPool:
     async def redis(self) -> ScalrRedis:
         loop = asyncio.get_running_loop()
         if self._redis is None or self._loop is not loop:
-            self._redis = create_redis(self.settings)
-            self._redis.scalr_client = self.owner
+            redis = self._redis = create_redis(self.settings)
+            redis.scalr_client = self.owner
             self._loop = loop
             self._adopted = False
+            if self.settings.memory_worker and is_memory_url(self.settings.redis_url):
+                from ..worker._inprocess import autostart
+
+                await autostart(self.settings)  # memory://: the tasks run here, in this loop
+            return redis
         return self._redis
 
     def adopt(self, redis: ScalrRedis) -> None:

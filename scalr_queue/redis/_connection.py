@@ -31,6 +31,7 @@ from redis.exceptions import (
 from .._errors import QueueUnavailableError
 from .._settings import Settings
 from . import _scripts
+from ._memory import create_memory_redis, is_memory_url
 from ._url import is_sentinel_url, parse_sentinel_url
 
 if TYPE_CHECKING:
@@ -116,9 +117,15 @@ def create_redis(settings: Settings, *, blocking: bool = False) -> ScalrRedis:
     are ``blocking`` (BRPOP must wait; and redis-py's per-send timeout costs a task per command
     on Python 3.11): the worker bounds each of its own calls with ``asyncio.timeout`` instead.
     One retry on a broken connection lets a pool recover from a Redis restart quietly.
+    ``memory://`` gives a client on the process's in-memory store instead (``_memory``).
     """
     from .._codec import loads
 
+    if is_memory_url(settings.redis_url):
+        memory = create_memory_redis(settings)
+        memory.job_deserializer = loads
+        memory.job_serializer = None
+        return memory
     kwargs: dict[str, Any] = {
         "socket_connect_timeout": settings.redis_timeout,
         "socket_timeout": None if blocking else settings.redis_timeout,

@@ -81,6 +81,7 @@ async def check_health(module: str, queue: str) -> int:
 def run(args: argparse.Namespace, prog: str = PROG) -> int:
     from .._settings import QUEUE_NAME_HELP, QUEUE_NAME_RE, load_settings, parse_processes
     from ..observe._logging import configure_logging
+    from ..redis._memory import is_memory_url
 
     try:
         settings = load_settings()
@@ -99,6 +100,11 @@ def run(args: argparse.Namespace, prog: str = PROG) -> int:
                 settings = settings.model_copy(update={"processes": parse_processes(processes)})
             except ValueError as exc:
                 raise ConfigurationError(f"--processes {processes!r} is not valid: {exc}") from None
+        if is_memory_url(settings.redis_url):
+            raise ConfigurationError(
+                "REDIS_URL=memory:// keeps jobs inside one process, so a worker process would see none: "
+                "set SCALR_QUEUE_MEMORY_WORKER in the app instead, or point REDIS_URL at Redis (docs/in-process.md)"
+            )
         configure_logging(settings)
         if args.check:
             return asyncio.run(check_health(args.module, args.queue or settings.queue_name))

@@ -50,6 +50,7 @@ from ..redis._connection import (
     unavailable,
 )
 from ..redis._keys import cancels_key, held_key, holds_key, leases_key, paused_key, queue_key, wake_key
+from ..redis._memory import is_memory_url
 from . import _registry
 from ._cancel_watch import CancelWatcher, HeardCancels
 from ._execution import JobExecution, now_ms
@@ -116,6 +117,7 @@ class ScalrWorker(JobExecution, Worker):
         self.started_ms = now_ms()
         self._signals = handle_signals
         self._stop = asyncio.Event()
+        self.serving = asyncio.Event()  # set once the worker is registered and about to claim
         self._slot_freed = asyncio.Event()
         self._shutting_down = False
         self._finisher: Finisher | None = None
@@ -239,8 +241,11 @@ class ScalrWorker(JobExecution, Worker):
             if self._stop.is_set():
                 return
             logger.info("Starting worker for %d functions: %s", len(self.functions), ", ".join(self.functions))
-            async with asyncio.timeout(self.op_timeout):
-                await log_redis_info(self.pool, logger.info)
+            if is_memory_url(self.settings.redis_url):
+                logger.info("serving the in-process store (REDIS_URL=memory://): nothing is durable")
+            else:
+                async with asyncio.timeout(self.op_timeout):
+                    await log_redis_info(self.pool, logger.info)
             logger.info(
                 "worker %s serving queue %r (key %s) from %s; %s",
                 self.worker_id,
@@ -269,6 +274,7 @@ class ScalrWorker(JobExecution, Worker):
                 loop.create_task(self.cancel_watcher.listen()),
                 loop.create_task(self.cancel_watcher.poll_arq_aborts()),
             ]
+            self.serving.set()
             await self._claim_loop()
             await self._drain()
         finally:

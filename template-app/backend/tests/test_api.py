@@ -1,22 +1,16 @@
-"""The HTTP API against a real Redis; one test runs a real worker (in burst mode) on the job."""
+"""The HTTP API, on a real Redis and on ``memory://`` (see conftest.py); the worker tests run the
+job with a real worker process on Redis and with the in-process worker on ``memory://``."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
-from redis.asyncio import Redis
 
 import scalr_queue
 from scalr_queue.testing import free_port
-
-BACKEND_DIR = Path(__file__).resolve().parents[1]
 
 
 async def test_send_invoice_answers_202_with_a_job_id_and_queues_it(client: httpx.AsyncClient) -> None:
@@ -53,39 +47,48 @@ async def test_healthz_is_200_with_redis_and_reports_no_worker_yet(client: httpx
     assert response.json()["worker_seen"] is False
 
 
-async def test_noop_routes_touch_nothing(client: httpx.AsyncClient, redis_url: str) -> None:
+async def test_noop_routes_touch_nothing(client: httpx.AsyncClient) -> None:
     response = await client.get("/noop")
     assert response.json() == {"ok": True}
     shaped = await client.post("/invoices/7/noop")
     assert (shaped.status_code, shaped.json()) == (202, {"job_id": "noop-7"})
-    redis = Redis.from_url(redis_url)
+    redis = await scalr_queue.get_client().redis()
     assert await redis.dbsize() == 0
-    await redis.aclose()
 
 
 @pytest.mark.timeout(60)
-async def test_a_worker_runs_the_job_to_complete(client: httpx.AsyncClient, redis_url: str) -> None:
+async def test_a_worker_runs_the_job_to_complete(
+    client: httpx.AsyncClient, run_worker: Callable[[], Awaitable[None]]
+) -> None:
     job_id = (await client.post("/invoices/7/send")).json()["job_id"]
-    env = {**os.environ, "REDIS_URL": redis_url}
-    worker = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "scalr_queue.worker", "src.worker", "--burst"],
-        cwd=BACKEND_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=45,
-    )
-    assert worker.returncode == 0, worker.stderr[-2000:]
+    await run_worker()
     body = (await client.get(f"/jobs/{job_id}")).json()
     assert body["status"] == "complete", body
     assert body["result"] == {"invoice_id": 7, "sent_to": "customer-7@example.com"}
     assert body["tries"] == 1
 
 
-async def test_enqueue_answers_503_quickly_when_redis_is_down(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
+@pytest.mark.timeout(60)
+async def test_a_refused_invoice_is_retried_then_shows_as_failed(
+    client: httpx.AsyncClient, run_worker: Callable[[], Awaitable[None]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCALR_QUEUE_MAX_TRIES", "3")
+    await scalr_queue.close()  # settings are re-read
+    job_id = (await client.post("/invoices/-1/send")).json()["job_id"]
+    await run_worker()
+    body = (await client.get(f"/jobs/{job_id}")).json()
+    assert (body["status"], body["tries"]) == ("failed", 3), body
+    assert body["error"] == {
+        "type": "ConnectionRefusedError",
+        "message": "mail server refused invoice -1 (example failure)",
+    }
+    assert (await scalr_queue.queue_stats()).failed == 1
+
+
+async def test_enqueue_answers_503_quickly_when_redis_is_down(monkeypatch: pytest.MonkeyPatch) -> None:
     from src.main import app
 
+    monkeypatch.setenv("SCALR_QUEUE_TASKS", "src.worker")
     monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
     await scalr_queue.close()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as http:
@@ -108,12 +111,11 @@ async def test_job_status_shows_a_cancelled_job_with_its_reason(client: httpx.As
     assert body["progress"] is None
 
 
-async def test_job_status_shows_the_tasks_progress(client: httpx.AsyncClient, redis_url: str) -> None:
+async def test_job_status_shows_the_tasks_progress(client: httpx.AsyncClient) -> None:
     from scalr_queue.redis._keys import progress_key
 
     job_id = (await client.post("/invoices/10/send")).json()["job_id"]
-    redis = Redis.from_url(redis_url)
+    redis = await scalr_queue.get_client().redis()
     await redis.set(progress_key("default", job_id), b'{"current":3,"total":10,"message":"page 3","at_ms":0}')
-    await redis.aclose()
     body = (await client.get(f"/jobs/{job_id}")).json()
     assert body["progress"] == {"current": 3, "total": 10, "message": "page 3", "at": "1970-01-01T00:00:00Z"}
