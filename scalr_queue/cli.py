@@ -45,6 +45,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
             f"queue {stats.queue}: ready={stats.ready} scheduled={stats.scheduled} "
             f"in_progress={stats.in_progress} failed={stats.failed} workers={stats.workers}"
             + (f" held={stats.held}" if stats.held else "")
+            + (f" parked={stats.parked}" if stats.parked else "")
             + (" paused" if stats.paused else ""),
         )
         return 0

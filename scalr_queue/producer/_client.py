@@ -31,6 +31,7 @@ from ..redis._keys import (
     failed_jobs_key,
     failed_key,
     held_key,
+    parked_key,
     holds_key,
     leases_key,
     paused_key,
@@ -64,6 +65,7 @@ class QueueStats:
     workers: int  # live workers serving this queue
     paused: bool = False  # workers claim nothing from it until ``resume``
     held: int = 0  # moved aside by a hold; run after ``release``
+    parked: int = 0  # due, waiting for a slot of their task's max_concurrent
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -339,7 +341,10 @@ class QueueClient:
             pipe.zcard(failed_key(queue))
             pipe.exists(paused_key(queue))
             pipe.zcard(held_key(queue))
-            total, due, leased, orphaned, failed, paused, held = await self.run(pipe.execute(), "queue stats")
+            pipe.zcard(parked_key(queue))
+            total, due, leased, orphaned, failed, paused, held, parked = await self.run(
+                pipe.execute(), "queue stats"
+            )
         workers = await self.workers(queue)
         return QueueStats(
             queue,
@@ -350,6 +355,7 @@ class QueueClient:
             len(workers),
             bool(paused),
             int(held),
+            int(parked),
         )
 
     # -- pause ----------------------------------------------------------------------------

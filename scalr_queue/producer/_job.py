@@ -21,6 +21,7 @@ from ..redis._keys import (
     failed_jobs_key,
     held_key,
     leases_key,
+    parked_ids_key,
     progress_key,
     queue_key,
 )
@@ -40,10 +41,18 @@ class JobStatus(enum.StrEnum):
     FAILED = "failed"  # in the failed set (or its failure result is still kept)
     CANCELLED = "cancelled"  # cancelled before or while it ran; kept for SCALR_QUEUE_KEEP_RESULT
     HELD = "held"  # moved aside by a hold (``scalr_queue.hold``); runs after ``release``
+    PARKED = "parked"  # due, waiting for a slot of its task's max_concurrent; runs when one frees
     NOT_FOUND = "not_found"  # never queued, purged, or its result expired
 
 
 HELD_MARK = b"held"  # the snapshot's running slot of a job in the held set
+PARKED_MARK = b"parked"  # the snapshot's running slot of a job waiting for a concurrency slot
+
+
+def parked_due(member: bytes, job_id: str) -> float:
+    """The due time in a parked-set member ``<limit>|<due, 15 digits>|<job id>``."""
+    end = len(member) - len(job_id.encode()) - 1
+    return float(member[end - 15 : end])
 
 
 def ms_to_datetime(ms: float | int | None) -> datetime | None:
@@ -132,7 +141,8 @@ class Job(Generic[R]):
             pipe.zscore(leases_key(self.queue), self.job_id)
             pipe.get(progress_key(self.queue, self.job_id))
             pipe.zscore(held_key(self.queue), self.job_id)
-            result, payload, running, score, failed, tries, leased, progress, held = await self._client.run(
+            pipe.hget(parked_ids_key(self.queue), self.job_id)
+            result, payload, running, score, failed, tries, leased, progress, held, parked = await self._client.run(
                 pipe.execute(), "job lookup"
             )
         # a lease without its marker is a dead worker's job: due to run again, like a queued one
@@ -140,6 +150,8 @@ class Job(Generic[R]):
             score = leased
         # a held job's running slot says so: it is neither running nor queued
         state = b"1" if running else (HELD_MARK if held is not None and score is None else None)
+        if state is None and score is None and held is None and parked is not None:
+            state, held = PARKED_MARK, parked_due(parked, self.job_id)  # waiting for a concurrency slot
         snapshot = (result, payload, state, score if score is not None else held, failed, tries)
         return snapshot, progress
 
@@ -154,6 +166,8 @@ class Job(Generic[R]):
             return JobStatus.COMPLETE if data.get("s") else JobStatus.FAILED
         if running == HELD_MARK:
             return JobStatus.HELD
+        if running == PARKED_MARK:
+            return JobStatus.PARKED
         if running:
             return JobStatus.IN_PROGRESS
         if score is not None:

@@ -48,7 +48,18 @@ from ..redis._connection import (
     is_permission_error,
     unavailable,
 )
-from ..redis._keys import cancels_key, held_key, holds_key, leases_key, paused_key, queue_key, wake_key
+from .._limits import rules_json
+from ..redis._keys import (
+    cancels_key,
+    held_key,
+    holds_key,
+    leases_key,
+    limit_keys,
+    paused_key,
+    queue_key,
+    slots_key,
+    wake_key,
+)
 from . import _registry
 from ._cancel_watch import CancelWatcher, HeardCancels
 from ._execution import JobExecution, now_ms
@@ -65,6 +76,8 @@ HOLD_SCAN = 1000
 # how soon a replacement held back behind its running predecessor is looked at again: the most it
 # waits after the predecessor ends (only while one waits; a plain claim never looks)
 REPLACEMENT_RECHECK_MS = 200
+# due jobs one claim looks at beyond those it can run, to get past jobs over their limit (limits only)
+LIMIT_SCAN = 100
 
 
 class ScalrWorker(JobExecution, Worker):
@@ -138,6 +151,9 @@ class ScalrWorker(JobExecution, Worker):
             heartbeat=settings.health_interval,
         )
         self._tracing: Tracing | None = None
+        # the limited tasks' rules for CLAIM; None (nothing passed, nothing paid) when no task has limits
+        self.limit_rules = rules_json({name: spec.limits for name, spec in self.specs.items()})
+        self._last_sweep = 0.0
         self._detach_log_ids: Callable[[], None] | None = None
 
     @property
@@ -216,6 +232,7 @@ class ScalrWorker(JobExecution, Worker):
             give_up_after=max(self.settings.lease, 5.0),
             op_timeout=self.op_timeout,
             on_redis_error=self._redis_down,
+            limited=self.limit_rules is not None,
         )
         self._blocking = create_redis(self.settings, blocking=True)
         self._listener = create_redis(self.settings, blocking=True)
@@ -420,6 +437,13 @@ class ScalrWorker(JobExecution, Worker):
             holds_key(self.queue),
             held_key(self.queue),
         ]
+        if self.limit_rules is not None:
+            # limits: the rules, and once per poll interval a sweep for parked jobs whose slot is free
+            sweep = time.monotonic() - self._last_sweep >= self.settings.poll_interval
+            if sweep:
+                self._last_sweep = time.monotonic()
+            keys += limit_keys(self.queue)
+            args += [self.limit_rules, int(sweep), LIMIT_SCAN]
         async with asyncio.timeout(self.op_timeout):
             ids, payloads, tries, nxt, more, dues, *paused = await eval_script(self.pool, _scripts.CLAIM, keys, args)
         if bool(paused) != self._paused:
@@ -467,6 +491,8 @@ class ScalrWorker(JobExecution, Worker):
             try:
                 args = [lease_ms, now_ms() + lease_ms, self.worker_id, *ids]
                 keys = [leases_key(self.queue), cancels_key(self.queue)]
+                if self.limit_rules is not None:
+                    keys.append(slots_key(self.queue))  # the slots of limited jobs follow their leases
                 async with asyncio.timeout(self.op_timeout):
                     lost, marked = await eval_script(self.pool, _scripts.RENEW, keys, args)
             except REDIS_ERRORS as exc:
@@ -521,6 +547,7 @@ class ScalrWorker(JobExecution, Worker):
             "retried": self.jobs_retried,
             "started_ms": self.started_ms,
             "tasks": {name: spec.signature.to_json() for name, spec in self.specs.items()},
+            "limits": {name: spec.limits.to_json() for name, spec in self.specs.items() if spec.limits},
         }
         ttl = self.settings.health_interval * 3
         await _registry.publish(self.pool, self.queue, entry, ttl, info)
