@@ -236,12 +236,12 @@ local lease = tonumber(ARGV[3])
 local claimed, fromq, dues = {}, {}, {}
 local more = 0
 -- limits: free the slots of dead workers' jobs (their oldest parked jobs go back to the queue)
-local L, rules, diverted = false, false, 0
+local L, lim_rules, diverted = false, false, 0
 if #KEYS > 6 then
   L = {KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12]}
-  rules = cjson.decode(ARGV[7])
+  lim_rules = cjson.decode(ARGV[7])
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', L[1], '-inf', now, 'LIMIT', 0, 100)) do lim_free(L, KEYS[1], id) end
-  if ARGV[8] == '1' then lim_sweep(L, KEYS[1], rules, 20) end
+  if ARGV[8] == '1' then lim_sweep(L, KEYS[1], lim_rules, 20) end
 end
 -- 1. jobs whose worker died: their lease ran out. They were claimed first, so they go first.
 local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'WITHSCORES', 'LIMIT', 0, count)
@@ -250,7 +250,7 @@ for e = 1, #expired, 2 do
   local ip = '@IP@' .. id
   if redis.call('SET', ip, ARGV[4], 'NX', 'PX', lease) then
     -- limits: a dead worker's job takes a slot again, or waits for one off the leases set
-    local gated = rules and lim_gate(L, KEYS[1], rules, id, tonumber(expired[e + 1]), now, lease)
+    local gated = lim_rules and lim_gate(L, KEYS[1], lim_rules, id, tonumber(expired[e + 1]), now, lease)
     if gated then
       redis.call('DEL', ip)
       redis.call('ZREM', KEYS[3], id)
@@ -269,7 +269,7 @@ end
 -- 2. due jobs from the queue; one more than needed tells whether to wake another worker
 if #claimed < count then
   local want = count - #claimed + 1
-  if rules then want = want + tonumber(ARGV[9]) end  -- limits: room to look past jobs over their limit
+  if lim_rules then want = want + tonumber(ARGV[9]) end  -- limits: room to look past jobs over their limit
   local ids
   local rules = #KEYS > 5 and redis.call('EXISTS', KEYS[5]) == 1 and hold_rules(KEYS[5])
   if rules then
@@ -302,7 +302,7 @@ if #claimed < count then
     if #claimed >= count then more = 1 break end
     if redis.call('SET', '@IP@' .. id, ARGV[4], 'NX', 'PX', lease) then
       -- limits: over its limit, the job is parked (off the queue) or deferred (queued for later)
-      local gated = rules and lim_gate(L, KEYS[1], rules, id, tonumber(ids[q + 1]), now, lease)
+      local gated = lim_rules and lim_gate(L, KEYS[1], lim_rules, id, tonumber(ids[q + 1]), now, lease)
       if gated then
         redis.call('DEL', '@IP@' .. id)
         if gated == 'parked' then fromq[#fromq + 1] = id end
