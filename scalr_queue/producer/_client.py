@@ -31,9 +31,9 @@ from ..redis._keys import (
     failed_jobs_key,
     failed_key,
     held_key,
-    parked_key,
     holds_key,
     leases_key,
+    parked_key,
     paused_key,
     queue_key,
     wake_key,
@@ -342,9 +342,7 @@ class QueueClient:
             pipe.exists(paused_key(queue))
             pipe.zcard(held_key(queue))
             pipe.zcard(parked_key(queue))
-            total, due, leased, orphaned, failed, paused, held, parked = await self.run(
-                pipe.execute(), "queue stats"
-            )
+            total, due, leased, orphaned, failed, paused, held, parked = await self.run(pipe.execute(), "queue stats")
         workers = await self.workers(queue)
         return QueueStats(
             queue,

@@ -676,7 +676,8 @@ if parked then
   redis.call('ZREM', KEYS[10], parked)
   redis.call('HDEL', KEYS[11], id)
 end
-if parked or redis.call('ZSCORE', KEYS[2], id) or redis.call('ZSCORE', KEYS[6], id) or redis.call('ZSCORE', KEYS[9], id) then
+local queued = parked or redis.call('ZSCORE', KEYS[2], id)
+if queued or redis.call('ZSCORE', KEYS[6], id) or redis.call('ZSCORE', KEYS[9], id) then
   local payload = redis.call('GET', KEYS[1])
   redis.call('ZREM', KEYS[2], id)
   redis.call('ZREM', KEYS[6], id)

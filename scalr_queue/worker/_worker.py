@@ -31,6 +31,7 @@ from arq.connections import RedisSettings, log_redis_info
 from arq.worker import Worker
 
 from .._codec import dumps, loads
+from .._limits import rules_json
 from .._settings import Settings
 from .._tasks import TaskSpec, as_task_spec
 from ..observe import _depth
@@ -48,7 +49,6 @@ from ..redis._connection import (
     is_permission_error,
     unavailable,
 )
-from .._limits import rules_json
 from ..redis._keys import (
     cancels_key,
     held_key,
@@ -275,6 +275,7 @@ class ScalrWorker(JobExecution, Worker):
             try:
                 async with asyncio.timeout(self.op_timeout):
                     await self._heartbeat_once()
+                await self._compare_limits()
             except REDIS_ERRORS as exc:
                 if is_permission_error(exc):
                     raise  # an ACL too narrow is a set-up mistake: the entrypoint says so and exits 2
@@ -514,6 +515,28 @@ class ScalrWorker(JobExecution, Worker):
                     job_id,
                 )
 
+    async def _compare_limits(self) -> None:
+        """Warn when a live worker of this queue declares other limits for a task this one runs.
+
+        Each worker applies its own declaration to the jobs it claims, against counts shared in
+        Redis: the larger max_concurrent or rate_limit is the one the queue as a whole can reach.
+        """
+        mine = {name: spec.limits.to_json() if spec.limits else None for name, spec in self.specs.items()}
+        for other in await _registry.live_workers(self.pool, self.queue):
+            if other.worker_id == self.worker_id:
+                continue
+            for name in sorted(mine.keys() & other.tasks.keys()):
+                theirs = other.limits.get(name)
+                if theirs != mine[name]:
+                    logger.warning(
+                        "task %r has limits %s here but %s on worker %s: each worker applies its own when it "
+                        "claims, so the queue may reach the larger; deploy one declaration",
+                        name,
+                        _limits_text(mine[name]),
+                        _limits_text(theirs),
+                        other.worker_id,
+                    )
+
     async def _heartbeat_loop(self) -> None:
         tick = min(self.settings.health_interval, 0.5 if self.cron_jobs else self.settings.health_interval)
         last_health = time.monotonic()
@@ -556,3 +579,8 @@ class ScalrWorker(JobExecution, Worker):
         self.metrics.running.labels(self.queue).set(running)
         if self.settings.metrics_port:  # only a worker that exports metrics may be the queue's reporter
             self.metrics.report_depth(await _depth.report(self.pool, self.queue, self.worker_id, ttl))
+
+
+def _limits_text(limits: dict[str, object] | None) -> str:
+    shown = {k: v for k, v in (limits or {}).items() if v is not None}
+    return "(" + (", ".join(f"{k}={v!r}" for k, v in shown.items()) or "none") + ")"
