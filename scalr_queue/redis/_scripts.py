@@ -145,18 +145,30 @@ LIMITS_CLAIM = r"""
 local function lim_gate(L, queue, rules, id, due, now, lease)
   local payload = redis.call('GET', '@JOB@' .. id)
   if not payload then return false end
-  local ok, job = pcall(cjson.decode, payload)
-  if not ok or type(job) ~= 'table' or type(job.f) ~= 'string' then return false end
-  local rule = rules[job.f]
+  -- the task's name from the payload's head ({"t":..,"f":"name",...}, as _codec writes it) without
+  -- decoding it all; a payload of another shape is decoded
+  local task = string.match(payload, '^{"t":[%w]*,"f":"([^"\\]*)"')
+  local job = false
+  if not task then
+    local ok, decoded = pcall(cjson.decode, payload)
+    if not ok or type(decoded) ~= 'table' or type(decoded.f) ~= 'string' then return false end
+    job, task = decoded, decoded.f
+  end
+  local rule = rules[task]
   if not rule then return false end
   local slot, start
   if rule.n then
     if rule.k then
+      if not job then
+        local ok, decoded = pcall(cjson.decode, payload)
+        if not ok or type(decoded) ~= 'table' then return false end
+        job = decoded
+      end
       local v = cjson.null
       if type(job.k) == 'table' and job.k[rule.k] ~= nil then v = job.k[rule.k] end
-      slot = 'c' .. cjson.encode({job.f, v})
+      slot = 'c' .. cjson.encode({task, v})
     else
-      slot = 'c' .. cjson.encode({job.f})
+      slot = 'c' .. cjson.encode({task})
     end
     if tonumber(redis.call('HGET', L[3], slot) or '0') >= rule.n then
       local old = redis.call('HGET', L[5], id)
@@ -168,7 +180,7 @@ local function lim_gate(L, queue, rules, id, due, now, lease)
     end
   end
   if rule.r then
-    local name = 'r' .. cjson.encode({job.f})
+    local name = 'r' .. cjson.encode({task})
     local lo, hi = '[' .. name .. '|', '[' .. name .. '|~'
     redis.call('ZREMRANGEBYLEX', L[6], lo, '(' .. name .. '|' .. lim_pad(now - rule.w + 1))
     if redis.call('ZLEXCOUNT', L[6], lo, hi) >= rule.r then

@@ -76,7 +76,8 @@ HOLD_SCAN = 1000
 # how soon a replacement held back behind its running predecessor is looked at again: the most it
 # waits after the predecessor ends (only while one waits; a plain claim never looks)
 REPLACEMENT_RECHECK_MS = 200
-# due jobs one claim looks at beyond those it can run, to get past jobs over their limit (limits only)
+# due jobs a claim looks at beyond those it can run, to get past jobs over their limit: only after a
+# claim came back short with more to take (jobs were parked or deferred), so plain jobs pay nothing
 LIMIT_SCAN = 100
 
 
@@ -154,6 +155,7 @@ class ScalrWorker(JobExecution, Worker):
         # the limited tasks' rules for CLAIM; None (nothing passed, nothing paid) when no task has limits
         self.limit_rules = rules_json({name: spec.limits for name, spec in self.specs.items()})
         self._last_sweep = 0.0
+        self._limit_scan = 0
         self._detach_log_ids: Callable[[], None] | None = None
 
     @property
@@ -444,9 +446,11 @@ class ScalrWorker(JobExecution, Worker):
             if sweep:
                 self._last_sweep = time.monotonic()
             keys += limit_keys(self.queue)
-            args += [self.limit_rules, int(sweep), LIMIT_SCAN]
+            args += [self.limit_rules, int(sweep), self._limit_scan]
         async with asyncio.timeout(self.op_timeout):
             ids, payloads, tries, nxt, more, dues, *paused = await eval_script(self.pool, _scripts.CLAIM, keys, args)
+        if self.limit_rules is not None:
+            self._limit_scan = LIMIT_SCAN if more and len(ids) < count else 0
         if bool(paused) != self._paused:
             self._paused = bool(paused)
             logger.info("queue %r %s", self.queue, "paused: claiming nothing until resumed" if paused else "resumed")
