@@ -111,6 +111,10 @@ bench-tracing: bootstrap ## What OpenTelemetry tracing costs per job: enqueue an
 bench-cancel: bootstrap ## Cancel latency of a running job, p50/p99, two real workers (bench/cancel.py)
 	$(PY) -m bench.cancel
 
+.PHONY: bench-limits
+bench-limits: bootstrap ## What limits cost the plain path, against main in one run, and a parked flood (bench/limits.py)
+	$(PY) -m bench.limits
+
 .PHONY: bench-sender
 bench-sender: bootstrap ## The enqueue sender with redis-py's encoder against a hand-written RESP packer
 	$(PY) -m bench.sender
