@@ -157,3 +157,27 @@ async def test_cancel_finds_a_parked_job(redis: Redis, redis_url: str) -> None:
     finally:
         await client.close()
     assert not await redis.exists(PARKED, parked_ids_key(Q), JOB_PREFIX + "t2")
+
+
+async def test_a_replace_of_a_parked_job_queues_it_at_the_new_time(redis: Redis) -> None:
+    for n in range(3):
+        await job(redis, f"t{n}", "two", NOW - 10 + n)
+    await claim(redis)
+    keys = [
+        JOB_PREFIX + "t2",
+        QUEUE,
+        WAKE,
+        "arq:result:t2",
+        "arq:in-progress:t2",
+        "scalr:next:t2",
+        RETRY_PREFIX + "t2",
+        LEASES,
+        failed_key(Q),
+        failed_jobs_key(Q),
+        PARKED,
+        parked_ids_key(Q),
+    ]
+    new = job_payload("two", b'{"n":1}', NOW)
+    assert await eval_script(redis, _scripts.REPLACE, keys, ["t2", NOW + 5, new, 0]) == 2
+    assert await redis.zrange(QUEUE, 0, -1, withscores=True) == [(b"t2", NOW + 5)]
+    assert not await redis.exists(PARKED, parked_ids_key(Q)), "queued once, not parked as well"

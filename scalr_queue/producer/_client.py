@@ -33,6 +33,7 @@ from ..redis._keys import (
     held_key,
     holds_key,
     leases_key,
+    parked_ids_key,
     parked_key,
     paused_key,
     queue_key,
@@ -186,6 +187,8 @@ class QueueClient:
                 leases_key(pl.queue),
                 failed_key(pl.queue),
                 failed_jobs_key(pl.queue),
+                parked_key(pl.queue),
+                parked_ids_key(pl.queue),
             ]
             return keys, [job_id, pl.score, p.payload, pl.px]
         keys = [JOB_PREFIX + pl.job_id, queue_key(pl.queue), wake_key(pl.queue), RESULT_PREFIX + pl.job_id]

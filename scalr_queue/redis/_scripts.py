@@ -523,12 +523,13 @@ return dropped
     allow_oom=True,
 )
 
-# KEYS: job, queue, wake, result, in_progress, next, retry, leases, failed, failed-jobs.
+# KEYS: job, queue, wake, result, in_progress, next, retry, leases, failed, failed-jobs, parked, parked-ids.
 # ARGV: job_id, score, payload, px
 # The enqueue of _replace and _debounce. While the job runs, the payload waits in NEXT and the id is
 # queued at the new time; CLAIM holds it back until the running one ends. Otherwise the payload and
 # due time replace the job's, and a kept result, a try count, a dead worker's lease or a failed-set
-# entry of an earlier run is dropped: this is a new run (as ``failed retry`` would make it).
+# entry of an earlier run is dropped: this is a new run (as ``failed retry`` would make it). A job
+# parked for a concurrency slot is queued instead, at the new time, and waits for a slot again if need be.
 # Returns 1 (new job), 2 (replaced a waiting one), 3 (queued to run after the running one).
 REPLACE = _lua("""
 local function put(key)
@@ -545,6 +546,11 @@ redis.call('DEL', KEYS[4], KEYS[6], KEYS[7])
 redis.call('ZREM', KEYS[8], ARGV[1])
 redis.call('ZREM', KEYS[9], ARGV[1])
 redis.call('HDEL', KEYS[10], ARGV[1])
+local parked = redis.call('HGET', KEYS[12], ARGV[1])
+if parked then
+  redis.call('ZREM', KEYS[11], parked)
+  redis.call('HDEL', KEYS[12], ARGV[1])
+end
 if redis.call('LLEN', KEYS[3]) == 0 then redis.call('LPUSH', KEYS[3], '1') end
 if existed > 0 then return 2 end
 return 1
