@@ -131,6 +131,13 @@ async def test_a_concurrency_key_runs_two_keys_in_parallel_and_one_key_never(
         assert max_overlap([r for r in records if r["key"] == 1]) == 1
         assert max_overlap([r for r in records if r["key"] == 2]) == 1
         assert max_overlap(records) == 2, "two customers run side by side"
+        listed = json.loads(run_cli("workers", "--json").stdout)
+        assert listed[0]["limits"]["per_customer"] == {
+            "max_concurrent": 1,
+            "concurrency_key": "customer_id",
+            "rate_limit": None,
+        }
+        assert " rated:rate_limit=3/s" in run_cli("workers").stdout
     finally:
         stop(workers)
 
