@@ -115,6 +115,10 @@ bench-cancel: bootstrap ## Cancel latency of a running job, p50/p99, two real wo
 bench-priority: bootstrap ## The plain enqueue and drain before and after priorities, in one run (bench/priority.py)
 	$(PY) -m bench.priority
 
+.PHONY: bench-limits
+bench-limits: bootstrap ## What limits cost the plain path, against main in one run, and a parked flood (bench/limits.py)
+	$(PY) -m bench.limits
+
 .PHONY: bench-sender
 bench-sender: bootstrap ## The enqueue sender with redis-py's encoder against a hand-written RESP packer
 	$(PY) -m bench.sender

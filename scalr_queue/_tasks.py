@@ -15,6 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 from typing_extensions import ParamSpec, TypeVar
 
 from ._errors import TaskArgumentsError, UnknownTaskError, WorkerModuleError
+from ._limits import Limits, build_limits
 
 TaskFunction = Callable[..., Coroutine[Any, Any, Any]]
 Ctx = dict[str, Any]
@@ -122,6 +123,7 @@ class TaskSpec(Function, Generic[P, R]):
 
     no_retry: tuple[type[BaseException], ...] = ()
     signature: TaskSignature = field(default=TaskSignature((), frozenset()), compare=False)
+    limits: Limits | None = None  # max_concurrent, concurrency_key, rate_limit (see scalr_queue._limits)
     _converters: _Converters | None = field(default=None, compare=False, repr=False)
 
     def converters(self) -> _Converters:
@@ -206,6 +208,9 @@ def task(
     max_tries: int | None = ...,
     no_retry: Iterable[type[BaseException]] = ...,
     keep_result: float | timedelta | None = ...,
+    max_concurrent: int | None = ...,
+    concurrency_key: str | None = ...,
+    rate_limit: str | None = ...,
 ) -> TaskSpec[P, R]: ...
 
 
@@ -218,6 +223,9 @@ def task(
     max_tries: int | None = ...,
     no_retry: Iterable[type[BaseException]] = ...,
     keep_result: float | timedelta | None = ...,
+    max_concurrent: int | None = ...,
+    concurrency_key: str | None = ...,
+    rate_limit: str | None = ...,
 ) -> _TaskDecorator: ...
 
 
@@ -229,19 +237,35 @@ def task(
     max_tries: int | None = None,
     no_retry: Iterable[type[BaseException]] = (),
     keep_result: float | timedelta | None = None,
+    max_concurrent: int | None = None,
+    concurrency_key: str | None = None,
+    rate_limit: str | None = None,
 ) -> TaskSpec | _TaskDecorator:
     """Wrap a task with per-task overrides; use in ``tasks = [...]`` or as a decorator.
 
     The result keeps the task's signature for type checkers: ``enqueue(spec, ...)`` is checked
     like a call of the function.
 
+    Limits hold across every worker and host: ``max_concurrent`` jobs running at once (per value
+    of the keyword argument ``concurrency_key``, if given), ``rate_limit`` starts per second,
+    minute or hour (``"100/m"``). A job over a limit waits in Redis without burning a try.
+
     Example::
 
         tasks = [send_invoice_email, task(rebuild_report, timeout=1800, max_tries=2,
-                                          no_retry=(InvoiceMissing,))]
+                                          no_retry=(InvoiceMissing,)),
+                 task(sync_customer, max_concurrent=1, concurrency_key="customer_id"),
+                 task(call_partner_api, rate_limit="100/m")]
     """
     decorator = _TaskDecorator(
-        name=name, timeout=timeout, max_tries=max_tries, no_retry=no_retry, keep_result=keep_result
+        name=name,
+        timeout=timeout,
+        max_tries=max_tries,
+        no_retry=no_retry,
+        keep_result=keep_result,
+        max_concurrent=max_concurrent,
+        concurrency_key=concurrency_key,
+        rate_limit=rate_limit,
     )
     return decorator if fn is None else decorator(fn)
 
@@ -254,6 +278,9 @@ def as_task_spec(
     max_tries: int | None = None,
     no_retry: Iterable[type[BaseException]] = (),
     keep_result: float | timedelta | None = None,
+    max_concurrent: int | None = None,
+    concurrency_key: str | None = None,
+    rate_limit: str | None = None,
 ) -> TaskSpec:
     """Normalise a tasks-list entry (function, arq Function or TaskSpec) into a TaskSpec."""
     if isinstance(fn, TaskSpec):
@@ -283,6 +310,10 @@ def as_task_spec(
         if keep_result is None
         else (keep_result.total_seconds() if isinstance(keep_result, timedelta) else float(keep_result))
     )
+    signature = signature_of(fn, task_name)
+    limits = build_limits(
+        task_name, signature, max_concurrent=max_concurrent, concurrency_key=concurrency_key, rate_limit=rate_limit
+    )
     return TaskSpec(
         name=task_name,
         coroutine=fn,
@@ -291,7 +322,8 @@ def as_task_spec(
         keep_result_forever=None,
         max_tries=max_tries,
         no_retry=tuple(no_retry),
-        signature=signature_of(fn, task_name),
+        signature=signature,
+        limits=limits,
     )
 
 

@@ -45,6 +45,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
             f"queue {stats.queue}: ready={stats.ready} scheduled={stats.scheduled} "
             f"in_progress={stats.in_progress} failed={stats.failed} workers={stats.workers}"
             + (f" held={stats.held}" if stats.held else "")
+            + (f" parked={stats.parked}" if stats.parked else "")
             + (" paused" if stats.paused else ""),
         )
         return 0
@@ -63,10 +64,15 @@ def cmd_workers(args: argparse.Namespace) -> int:
             print(
                 f"{w.worker_id} module={w.module} running={w.running}/{w.concurrency} complete={w.complete} "
                 f"failed={w.failed} retried={w.retried} tasks={','.join(sorted(w.tasks))}"
+                + "".join(f" {name}:{_limits_line(lim)}" for name, lim in sorted(w.limits.items()))
             )
         return 0
 
     return asyncio.run(_with_client(go))
+
+
+def _limits_line(limits: dict[str, Any]) -> str:
+    return ",".join(f"{k}={v}" for k, v in limits.items() if v is not None)
 
 
 def cmd_job(args: argparse.Namespace) -> int:

@@ -26,6 +26,8 @@ from scalr_queue.redis._keys import (
     failed_key,
     held_key,
     leases_key,
+    parked_ids_key,
+    parked_key,
     queue_key,
     wake_key,
 )
@@ -48,6 +50,8 @@ async def cancel(redis: Redis, job_id: str, px: int = 60_000, reason: str | None
         CANCELS,
         failed_jobs_key(Q),
         held_key(Q),
+        parked_key(Q),
+        parked_ids_key(Q),
     ]
     args = [job_id, px, cancel_suffix(job_id, Q, reason, NOW), cancel_channel(Q), 60_000]
     return (await eval_script(redis, _scripts.CANCEL, keys, args)).decode()

@@ -132,6 +132,7 @@ async def test_cli_stats_counts_ready_scheduled_running_failed(redis: Redis) -> 
         "workers": 0,
         "paused": False,
         "held": 0,
+        "parked": 0,
     }
     assert run_cli("stats").stdout.strip() == ("queue default: ready=2 scheduled=1 in_progress=1 failed=1 workers=0")
 

@@ -12,6 +12,8 @@ from scalr_queue.redis._keys import (
     NEXT_PREFIX,
     RESULT_PREFIX,
     RETRY_PREFIX,
+    parked_ids_key,
+    parked_key,
     paused_key,
 )
 from tests.test_scripts import (
@@ -46,6 +48,8 @@ async def replace(redis: Redis, job_id: str, payload: bytes, score: int = NOW - 
         LEASES,
         FAILED,
         FAILED_JOBS,
+        parked_key(Q),
+        parked_ids_key(Q),
     ]
     return int(await eval_script(redis, _scripts.REPLACE, keys, [job_id, score, payload, px]))
 

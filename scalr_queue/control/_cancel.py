@@ -27,6 +27,8 @@ from ..redis._keys import (
     failed_jobs_key,
     held_key,
     leases_key,
+    parked_ids_key,
+    parked_key,
     queue_key,
 )
 
@@ -87,6 +89,8 @@ async def cancel_job(client: QueueAccess, job_id: str, queue: str, reason: objec
         cancels_key(queue),
         failed_jobs_key(queue),
         held_key(queue),
+        parked_key(queue),
+        parked_ids_key(queue),
     ]
     px = int(client.settings.keep_result * 1000)
     args = [job_id, px, cancel_suffix(job_id, queue, why, now), cancel_channel(queue), MARK_TTL_MS]

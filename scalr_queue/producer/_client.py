@@ -35,6 +35,8 @@ from ..redis._keys import (
     held_key,
     holds_key,
     leases_key,
+    parked_ids_key,
+    parked_key,
     paused_key,
     queue_key,
     wake_key,
@@ -66,6 +68,7 @@ class QueueStats:
     workers: int  # live workers serving this queue
     paused: bool = False  # workers claim nothing from it until ``resume``
     held: int = 0  # moved aside by a hold; run after ``release``
+    parked: int = 0  # due, waiting for a slot of their task's max_concurrent
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -191,6 +194,8 @@ class QueueClient:
                 leases_key(pl.queue),
                 failed_key(pl.queue),
                 failed_jobs_key(pl.queue),
+                parked_key(pl.queue),
+                parked_ids_key(pl.queue),
             ]
             return keys, [job_id, pl.score, p.payload, pl.px]
         keys = [JOB_PREFIX + pl.job_id, queue_key(pl.queue), wake_key(pl.queue), RESULT_PREFIX + pl.job_id]
@@ -348,9 +353,10 @@ class QueueClient:
             pipe.zcard(failed_key(queue))
             pipe.exists(paused_key(queue))
             pipe.zcard(held_key(queue))
+            pipe.zcard(parked_key(queue))
             for lo, hi in ready_ranges(now_ms):  # the due part of each priority band
                 pipe.zcount(key, lo, hi)
-            total, leased, orphaned, failed, paused, held, *dues = await self.run(pipe.execute(), "queue stats")
+            total, leased, orphaned, failed, paused, held, parked, *dues = await self.run(pipe.execute(), "queue stats")
         due = sum(int(n) for n in dues)
         workers = await self.workers(queue)
         return QueueStats(
@@ -362,6 +368,7 @@ class QueueClient:
             len(workers),
             bool(paused),
             int(held),
+            int(parked),
         )
 
     # -- pause ----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic
 
 from .._codec import BadPayload, loads, parse_job
 from .._errors import JobCancelledError, JobFailedError, JobNotFoundError
-from .._priority import DEFAULT_PRIORITY, due_ms, payload_priority
+from .._priority import BAND_MS, DEFAULT_PRIORITY, due_ms, payload_priority
 from .._tasks import R
 from ..redis._keys import (
     IN_PROGRESS_PREFIX,
@@ -22,6 +22,7 @@ from ..redis._keys import (
     failed_jobs_key,
     held_key,
     leases_key,
+    parked_ids_key,
     progress_key,
     queue_key,
 )
@@ -41,10 +42,21 @@ class JobStatus(enum.StrEnum):
     FAILED = "failed"  # in the failed set (or its failure result is still kept)
     CANCELLED = "cancelled"  # cancelled before or while it ran; kept for SCALR_QUEUE_KEEP_RESULT
     HELD = "held"  # moved aside by a hold (``scalr_queue.hold``); runs after ``release``
+    PARKED = "parked"  # due, waiting for a slot of its task's max_concurrent; runs when one frees
     NOT_FOUND = "not_found"  # never queued, purged, or its result expired
 
 
 HELD_MARK = b"held"  # the snapshot's running slot of a job in the held set
+PARKED_MARK = b"parked"  # the snapshot's running slot of a job waiting for a concurrency slot
+
+
+PARKED_SHIFT = 5 * BAND_MS  # keeps banded scores positive in the parked set's lex order (LIMITS)
+
+
+def parked_due(member: bytes, job_id: str) -> float:
+    """The queue score in a parked-set member ``<limit>|<score + 5 bands, 15 digits>|<job id>``."""
+    end = len(member) - len(job_id.encode()) - 1
+    return float(member[end - 15 : end]) - PARKED_SHIFT
 
 
 def ms_to_datetime(ms: float | int | None) -> datetime | None:
@@ -134,7 +146,8 @@ class Job(Generic[R]):
             pipe.zscore(leases_key(self.queue), self.job_id)
             pipe.get(progress_key(self.queue, self.job_id))
             pipe.zscore(held_key(self.queue), self.job_id)
-            result, payload, running, score, failed, tries, leased, progress, held = await self._client.run(
+            pipe.hget(parked_ids_key(self.queue), self.job_id)
+            result, payload, running, score, failed, tries, leased, progress, held, parked = await self._client.run(
                 pipe.execute(), "job lookup"
             )
         # a lease without its marker is a dead worker's job: due to run again, like a queued one
@@ -144,7 +157,9 @@ class Job(Generic[R]):
         state = b"1" if running else (HELD_MARK if held is not None and score is None else None)
         if score is None:
             score = held
-        # queue and held scores carry the priority's band; a lease's end is a plain time (band 0)
+        if state is None and score is None and parked is not None:
+            state, score = PARKED_MARK, parked_due(parked, self.job_id)  # waiting for a concurrency slot
+        # queue, held and parked scores carry the priority's band; a lease's end is a plain time (band 0)
         snapshot = (result, payload, state, None if score is None else due_ms(score), failed, tries)
         return snapshot, progress
 
@@ -159,6 +174,8 @@ class Job(Generic[R]):
             return JobStatus.COMPLETE if data.get("s") else JobStatus.FAILED
         if running == HELD_MARK:
             return JobStatus.HELD
+        if running == PARKED_MARK:
+            return JobStatus.PARKED
         if running:
             return JobStatus.IN_PROGRESS
         if score is not None:

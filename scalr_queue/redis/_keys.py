@@ -50,6 +50,21 @@ ARQ_ABORT_KEY = "arq:abort"
 # id of the one worker that exports the queue's depth metrics; PX = 3 heartbeats, renewed by it
 REPORTER_PREFIX = "scalr:reporter:"
 
+# Concurrency and rate limits (``task(..., max_concurrent=, rate_limit=)``): only workers with limited
+# tasks touch these. A limit's name is "c" or "r" plus a JSON array: ["task"] or ["task", key value].
+# sorted set of job ids holding a concurrency slot, scored by lease end (an expired one is a dead worker's)
+SLOTS_PREFIX = "scalr:slots:"
+# hash job-id -> the concurrency limit whose slot it holds, paired with the sorted set above
+SLOT_LIMITS_PREFIX = "scalr:slot-limits:"
+# hash concurrency limit -> slots in use; a field leaves when its count falls to 0
+SLOT_COUNTS_PREFIX = "scalr:slot-counts:"
+# sorted set (score 0, read by lex) "<limit>|<due ms, 15 digits>|<job id>" of jobs waiting for a slot; no TTL
+PARKED_PREFIX = "scalr:parked:"
+# hash job-id -> its member in the parked set above (for cancel and job lookups)
+PARKED_IDS_PREFIX = "scalr:parked-ids:"
+# sorted set (score 0, read by lex) "<limit>|<start ms, 15 digits>|<job id>" of recent starts; PX = 1 hour
+STARTS_PREFIX = "scalr:starts:"
+
 DEFAULT_QUEUE = "default"
 
 
@@ -107,3 +122,39 @@ def cancel_channel(queue: str) -> str:
 
 def progress_key(queue: str, job_id: str) -> str:
     return f"{PROGRESS_PREFIX}{queue}:{job_id}"
+
+
+def slots_key(queue: str) -> str:
+    return SLOTS_PREFIX + queue
+
+
+def slot_limits_key(queue: str) -> str:
+    return SLOT_LIMITS_PREFIX + queue
+
+
+def slot_counts_key(queue: str) -> str:
+    return SLOT_COUNTS_PREFIX + queue
+
+
+def parked_key(queue: str) -> str:
+    return PARKED_PREFIX + queue
+
+
+def parked_ids_key(queue: str) -> str:
+    return PARKED_IDS_PREFIX + queue
+
+
+def starts_key(queue: str) -> str:
+    return STARTS_PREFIX + queue
+
+
+def limit_keys(queue: str) -> list[str]:
+    """The keys the limit blocks of CLAIM, FINISH and RENEW read, in the order they declare them."""
+    return [
+        slots_key(queue),
+        slot_limits_key(queue),
+        slot_counts_key(queue),
+        parked_key(queue),
+        parked_ids_key(queue),
+        starts_key(queue),
+    ]

@@ -16,7 +16,11 @@ and finishes a job with several commands. Here:
   compares true with a value): ``CLAIM`` moves a matching due job into the held set instead of
   running it, and ``RELEASE`` puts the ones no hold matches any more back (or drops them);
 * ``CANCEL`` removes a queued job (kept as ``cancelled``), or marks a running one and publishes
-  its id to the workers, whose ``FINISH`` then records it as cancelled.
+  its id to the workers, whose ``FINISH`` then records it as cancelled;
+* limits (``task(..., max_concurrent=, concurrency_key=, rate_limit=)``): given the limit keys and the
+  worker's table of limited tasks, ``CLAIM`` parks a job whose concurrency limit is full and defers one
+  whose rate window is full (no try burnt, the jobs behind it still run), ``FINISH`` frees the slot and
+  requeues the oldest job parked on it, and ``RENEW`` extends the slots with the leases (see ``LIMITS``).
 
 A queue score is a due time inside its priority's band (:mod:`scalr_queue._priority`); the
 scripts read and shift scores through ``PRIORITY_BANDS``, never as plain times.
@@ -169,7 +173,128 @@ local function held_by(rules, payload)
 end
 """
 
-# KEYS: queue, wake, leases, paused[, holds, held]. ARGV: now_ms, count, lease_ms, worker_id, recheck_ms[, hold_scan]
+# Limits. A limit is named "c" (concurrency) or "r" (rate) plus a JSON array, ["task"] or, with a
+# concurrency_key, ["task", value]; JSON arrays end where they end, so "<limit>|" never starts another
+# limit's members. L is the list of limit keys (``_keys.limit_keys``): slots (job id -> lease end),
+# slot limits (job id -> limit), slot counts (limit -> n), parked ("<limit>|<due>|<id>", by lex),
+# parked ids (job id -> its parked member), starts ("<limit>|<start>|<id>", by lex).
+# rules: task -> {n = max_concurrent, k = concurrency_key, r = starts per window, w = window ms}.
+LIMITS = r"""
+local function lim_pad(ms) return string.format('%015d', ms) end
+-- a parked job's queue score carries its priority band (negative for priorities above 5): shifted
+-- by five bands it is positive and 15 digits long, so the lex order of members is the score order
+local LIM_SHIFT = 5 * @BANDW@
+-- the n oldest jobs parked on this limit go back to the queue at their due time
+local function lim_unpark(L, queue, limit, n)
+  if n <= 0 then return 0 end
+  local members = redis.call('ZRANGEBYLEX', L[4], '[' .. limit .. '|', '[' .. limit .. '|~', 'LIMIT', 0, n)
+  for _, m in ipairs(members) do
+    local id = string.sub(m, #limit + 18)
+    redis.call('ZREM', L[4], m)
+    redis.call('HDEL', L[5], id)
+    redis.call('ZADD', queue, tonumber(string.sub(m, #limit + 2, #limit + 16)) - LIM_SHIFT, id)
+  end
+  return #members
+end
+-- the job's slot, if it holds one, frees and the oldest job parked on it is requeued; returns jobs requeued
+local function lim_free(L, queue, id)
+  if redis.call('ZREM', L[1], id) == 0 then return 0 end
+  local limit = redis.call('HGET', L[2], id)
+  if not limit then return 0 end
+  redis.call('HDEL', L[2], id)
+  if redis.call('HINCRBY', L[3], limit, -1) <= 0 then redis.call('HDEL', L[3], limit) end
+  return lim_unpark(L, queue, limit, 1)
+end
+"""
+
+# CLAIM's side of the limits: the admission of one job it is about to run, and the sweep.
+LIMITS_CLAIM = r"""
+-- run it (false: its slot and start are taken), or 'parked' (slot full: moved to the parked set,
+-- the caller takes it off the queue) or 'deferred' (rate window full: requeued for when it opens)
+local function lim_gate(L, queue, rules, id, due, now, lease)
+  local payload = redis.call('GET', '@JOB@' .. id)
+  if not payload then return false end
+  -- the task's name from the payload's head ({"t":..,"f":"name",...}, as _codec writes it) without
+  -- decoding it all; a payload of another shape is decoded
+  local task = string.match(payload, '^{"t":[%w]*,"f":"([^"\\]*)"')
+  local job = false
+  if not task then
+    local ok, decoded = pcall(cjson.decode, payload)
+    if not ok or type(decoded) ~= 'table' or type(decoded.f) ~= 'string' then return false end
+    job, task = decoded, decoded.f
+  end
+  local rule = rules[task]
+  if not rule then return false end
+  local slot, start
+  if rule.n then
+    if rule.k then
+      if not job then
+        local ok, decoded = pcall(cjson.decode, payload)
+        if not ok or type(decoded) ~= 'table' then return false end
+        job = decoded
+      end
+      local v = cjson.null
+      if type(job.k) == 'table' and job.k[rule.k] ~= nil then v = job.k[rule.k] end
+      slot = 'c' .. cjson.encode({task, v})
+    else
+      slot = 'c' .. cjson.encode({task})
+    end
+    if tonumber(redis.call('HGET', L[3], slot) or '0') >= rule.n then
+      local old = redis.call('HGET', L[5], id)
+      if old then redis.call('ZREM', L[4], old) end
+      local m = slot .. '|' .. lim_pad(due + LIM_SHIFT) .. '|' .. id
+      redis.call('ZADD', L[4], 0, m)
+      redis.call('HSET', L[5], id, m)
+      return 'parked'
+    end
+  end
+  if rule.r then
+    local name = 'r' .. cjson.encode({task})
+    local lo, hi = '[' .. name .. '|', '[' .. name .. '|~'
+    redis.call('ZREMRANGEBYLEX', L[6], lo, '(' .. name .. '|' .. lim_pad(now - rule.w + 1))
+    if redis.call('ZLEXCOUNT', L[6], lo, hi) >= rule.r then
+      local oldest = redis.call('ZRANGEBYLEX', L[6], lo, hi, 'LIMIT', 0, 1)[1]
+      -- due when the window opens, in the job's own priority band
+      local opens = tonumber(string.sub(oldest, #name + 2, #name + 16)) + rule.w
+      local b = math.floor(due / @BANDW@)
+      redis.call('ZADD', queue, b * @BANDW@ + opens, id)
+      return 'deferred'
+    end
+    start = name .. '|' .. lim_pad(now) .. '|' .. id
+  end
+  if slot and redis.call('ZADD', L[1], now + lease, id) == 1 then
+    redis.call('HSET', L[2], id, slot)
+    redis.call('HINCRBY', L[3], slot, 1)
+  end
+  if start then
+    redis.call('ZADD', L[6], 0, start)
+    redis.call('PEXPIRE', L[6], 3600000)
+  end
+  return false
+end
+-- safety net, for a job requeued by lim_unpark that never took its slot (cancelled, dropped, expired
+-- before a worker claimed it): requeue the parked jobs of up to cap limits that have free slots
+local function lim_sweep(L, queue, rules, cap)
+  local from = '-'
+  local tail = '%]|' .. string.rep('%d', 15) .. '|'
+  for _ = 1, cap do
+    local first = redis.call('ZRANGEBYLEX', L[4], from, '+', 'LIMIT', 0, 1)[1]
+    if not first then return end
+    local e = string.find(first, tail)
+    if not e then return end
+    local limit = string.sub(first, 1, e)
+    local ok, parts = pcall(cjson.decode, string.sub(limit, 2))
+    local rule = ok and type(parts) == 'table' and rules[parts[1]]
+    if rule and rule.n then
+      lim_unpark(L, queue, limit, rule.n - tonumber(redis.call('HGET', L[3], limit) or '0'))
+    end
+    from = '(' .. limit .. '|~'
+  end
+end
+"""
+
+# KEYS: queue, wake, leases, paused[, holds, held[, limit keys (6)]].
+# ARGV: now_ms, count, lease_ms, worker_id, recheck_ms[, hold_scan[, rules (JSON), sweep (0|1), limit_scan]]
 # Returns {ids, payloads, tries, next_due|nil, more(0|1), dues[, paused]}: dues[i] is the score ids[i]
 # had, the time it was due (enqueued, deferred to, retry backoff end, or a dead worker's lease end) in
 # its priority band; next_due is a time. Due jobs are taken highest priority first (``PRIORITY_BANDS``).
@@ -180,9 +305,15 @@ end
 # from the queue into the held set, keeping its due time, before it is leased: it burns no try, and
 # the claim goes on with the jobs behind it. At most hold_scan held jobs are moved per call (the rest
 # wait for the next one, which ``more`` asks for). One EXISTS per call when nothing is held.
+# Given the limit keys and rules (a worker with limited tasks only), each job it is about to run
+# passes ``lim_gate`` once its lease marker is set: over its limit, the marker goes, the job is parked
+# or deferred (no try burnt) and the claim goes on with the jobs behind it, looking at up to
+# limit_scan more due jobs than it needs. Expired slots (a dead worker's) are freed first.
 CLAIM = _lua(
     HOLD_MATCH
     + PRIORITY_BANDS
+    + LIMITS
+    + LIMITS_CLAIM
     + """
 if redis.call('EXISTS', KEYS[4]) == 1 then return {{}, {}, {}, false, 0, {}, 1} end
 local now = tonumber(ARGV[1])
@@ -190,14 +321,30 @@ local count = tonumber(ARGV[2])
 local lease = tonumber(ARGV[3])
 local claimed, fromq, dues = {}, {}, {}
 local more = 0
+-- limits: free the slots of dead workers' jobs (their oldest parked jobs go back to the queue)
+local L, lim_rules, diverted = false, false, 0
+if #KEYS > 6 then
+  L = {KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12]}
+  lim_rules = cjson.decode(ARGV[7])
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', L[1], '-inf', now, 'LIMIT', 0, 100)) do lim_free(L, KEYS[1], id) end
+  if ARGV[8] == '1' then lim_sweep(L, KEYS[1], lim_rules, 20) end
+end
 -- 1. jobs whose worker died: their lease ran out. They were claimed first, so they go first.
 local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'WITHSCORES', 'LIMIT', 0, count)
 for e = 1, #expired, 2 do
   local id = expired[e]
   local ip = '@IP@' .. id
   if redis.call('SET', ip, ARGV[4], 'NX', 'PX', lease) then
-    claimed[#claimed + 1] = id
-    dues[#claimed] = expired[e + 1]
+    -- limits: a dead worker's job takes a slot again, or waits for one off the leases set
+    local gated = lim_rules and lim_gate(L, KEYS[1], lim_rules, id, tonumber(expired[e + 1]), now, lease)
+    if gated then
+      redis.call('DEL', ip)
+      redis.call('ZREM', KEYS[3], id)
+      diverted = diverted + 1
+    else
+      claimed[#claimed + 1] = id
+      dues[#claimed] = expired[e + 1]
+    end
   else
     -- a live worker holds it and its renewal is on the way: follow the lease, never spin on it
     local ttl = redis.call('PTTL', ip)
@@ -208,6 +355,7 @@ end
 -- 2. due jobs from the queue; one more than needed tells whether to wake another worker
 if #claimed < count then
   local want = count - #claimed + 1
+  if lim_rules then want = want + tonumber(ARGV[9]) end  -- limits: room to look past jobs over their limit
   local ids
   local rules = #KEYS > 5 and redis.call('EXISTS', KEYS[5]) == 1 and hold_rules(KEYS[5])
   if rules then
@@ -239,9 +387,17 @@ if #claimed < count then
     local id = ids[q]
     if #claimed >= count then more = 1 break end
     if redis.call('SET', '@IP@' .. id, ARGV[4], 'NX', 'PX', lease) then
-      fromq[#fromq + 1] = id
-      claimed[#claimed + 1] = id
-      dues[#claimed] = ids[q + 1]
+      -- limits: over its limit, the job is parked (off the queue) or deferred (queued for later)
+      local gated = lim_rules and lim_gate(L, KEYS[1], lim_rules, id, tonumber(ids[q + 1]), now, lease)
+      if gated then
+        redis.call('DEL', '@IP@' .. id)
+        if gated == 'parked' then fromq[#fromq + 1] = id end
+        diverted = diverted + 1
+      else
+        fromq[#fromq + 1] = id
+        claimed[#claimed + 1] = id
+        dues[#claimed] = ids[q + 1]
+      end
     else
       local ttl = redis.call('PTTL', '@IP@' .. id)
       if ttl < 0 then ttl = lease end
@@ -254,6 +410,8 @@ if #claimed < count then
       end
     end
   end
+  -- limits: every job looked at was over its limit and there may be more behind them
+  if diverted > 0 and #claimed < count and #ids >= 2 * want then more = 1 end
 elseif #expired == 2 * count then
   more = 1
 end
@@ -327,9 +485,12 @@ end
 # the leases set (nobody took the job over): after a takeover the job, even finished and gone,
 # belongs to the other worker. An R or Q of a job with a cancel mark ends it cancelled instead (a
 # cancel that landed while it was failing is not lost). Returns failed-set entries dropped.
+# Given the limit keys (KEYS 7-12, a worker with limited tasks only), every job that leaves the leases
+# set frees its concurrency slot, and the oldest job parked on that limit goes back to the queue.
 FINISH = _lua(
     SPLICE
     + PRIORITY_BANDS
+    + LIMITS
     + """
 local now = tonumber(ARGV[1])
 local failed_max = tonumber(ARGV[2])
@@ -413,6 +574,11 @@ for i = 4, #ARGV, 5 do
 end
 if #unleased > 0 then redis.call('ZREM', KEYS[5], unpack(unleased)) end
 if #dels > 0 then redis.call('DEL', unpack(dels)) end
+-- limits: one EXISTS per call when no slot is held
+if #KEYS > 6 and #unleased > 0 and redis.call('EXISTS', KEYS[7]) == 1 then
+  local L = {KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12]}
+  for _, id in ipairs(unleased) do requeued = requeued + lim_free(L, KEYS[1], id) end
+end
 if #unmarked > 0 then redis.call('HDEL', KEYS[6], unpack(unmarked)) end
 if requeued > 0 and redis.call('LLEN', KEYS[4]) == 0 then redis.call('LPUSH', KEYS[4], '1') end
 local dropped = 0
@@ -431,12 +597,13 @@ return dropped
     allow_oom=True,
 )
 
-# KEYS: job, queue, wake, result, in_progress, next, retry, leases, failed, failed-jobs.
+# KEYS: job, queue, wake, result, in_progress, next, retry, leases, failed, failed-jobs, parked, parked-ids.
 # ARGV: job_id, score, payload, px
 # The enqueue of _replace and _debounce. While the job runs, the payload waits in NEXT and the id is
 # queued at the new time; CLAIM holds it back until the running one ends. Otherwise the payload and
 # due time replace the job's, and a kept result, a try count, a dead worker's lease or a failed-set
-# entry of an earlier run is dropped: this is a new run (as ``failed retry`` would make it).
+# entry of an earlier run is dropped: this is a new run (as ``failed retry`` would make it). A job
+# parked for a concurrency slot is queued instead, at the new time, and waits for a slot again if need be.
 # Returns 1 (new job), 2 (replaced a waiting one), 3 (queued to run after the running one).
 REPLACE = _lua("""
 local function put(key)
@@ -453,6 +620,11 @@ redis.call('DEL', KEYS[4], KEYS[6], KEYS[7])
 redis.call('ZREM', KEYS[8], ARGV[1])
 redis.call('ZREM', KEYS[9], ARGV[1])
 redis.call('HDEL', KEYS[10], ARGV[1])
+local parked = redis.call('HGET', KEYS[12], ARGV[1])
+if parked then
+  redis.call('ZREM', KEYS[11], parked)
+  redis.call('HDEL', KEYS[12], ARGV[1])
+end
 if redis.call('LLEN', KEYS[3]) == 0 then redis.call('LPUSH', KEYS[3], '1') end
 if existed > 0 then return 2 end
 return 1
@@ -521,7 +693,8 @@ return {removed, released, dropped, redis.call('ZCARD', KEYS[2])}
 """
 )
 
-# KEYS: leases[, cancels]. ARGV: lease_ms, deadline_ms, worker_id, job ids...
+# KEYS: leases[, cancels[, slots]]. ARGV: lease_ms, deadline_ms, worker_id, job ids...
+# Given the slots key (a worker with limited tasks), the slots of its jobs are extended with their leases.
 # Returns the ids whose lease this worker no longer holds; given the cancels key, {lost, marked}:
 # marked are held jobs with a cancel mark, a safety net for a publish the worker missed (a job it
 # took over from a dead worker, say). One EXISTS per call when nothing is marked.
@@ -534,6 +707,7 @@ for i = 4, #ARGV do
   if redis.call('GET', ip) == ARGV[3] then
     redis.call('PEXPIRE', ip, ARGV[1])
     redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[i])
+    if #KEYS > 2 then redis.call('ZADD', KEYS[3], 'XX', ARGV[2], ARGV[i]) end
     if marks and redis.call('HEXISTS', KEYS[2], ARGV[i]) == 1 then marked[#marked + 1] = ARGV[i] end
   else
     lost[#lost + 1] = ARGV[i]
@@ -573,9 +747,9 @@ if redis.call('LLEN', KEYS[4]) == 0 then redis.call('LPUSH', KEYS[4], '1') end
 return 1
 """)
 
-# KEYS: job, queue, in-progress, result, retry, leases, cancels, failed-jobs, held.
+# KEYS: job, queue, in-progress, result, retry, leases, cancels, failed-jobs, held, parked, parked-ids.
 # ARGV: job_id, result px, result suffix, channel, mark_ttl_ms
-# Queued, scheduled, held, or leased by a dead worker (lease marker gone): removed, result kept as
+# Queued, scheduled, held, parked, or leased by a dead worker (lease marker gone): removed, result kept as
 # cancelled. Running: marked, and its id published to the queue's workers (the one holding it
 # cancels the task; FINISH records it). Returns 'cancelled', 'cancelling', 'finished' (a result
 # or a failed-set entry exists: nothing changed) or 'not_found'.
@@ -590,7 +764,13 @@ if redis.call('EXISTS', KEYS[3]) == 1 then
   redis.pcall('PUBLISH', ARGV[4], id)
   return 'cancelling'
 end
-if redis.call('ZSCORE', KEYS[2], id) or redis.call('ZSCORE', KEYS[6], id) or redis.call('ZSCORE', KEYS[9], id) then
+local parked = redis.call('HGET', KEYS[11], id)
+if parked then
+  redis.call('ZREM', KEYS[10], parked)
+  redis.call('HDEL', KEYS[11], id)
+end
+local queued = parked or redis.call('ZSCORE', KEYS[2], id)
+if queued or redis.call('ZSCORE', KEYS[6], id) or redis.call('ZSCORE', KEYS[9], id) then
   local payload = redis.call('GET', KEYS[1])
   redis.call('ZREM', KEYS[2], id)
   redis.call('ZREM', KEYS[6], id)

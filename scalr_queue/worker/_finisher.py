@@ -16,7 +16,7 @@ from typing import Any
 
 from ..redis import _scripts
 from ..redis._connection import REDIS_ERRORS, eval_script
-from ..redis._keys import cancels_key, failed_jobs_key, failed_key, leases_key, queue_key, wake_key
+from ..redis._keys import cancels_key, failed_jobs_key, failed_key, leases_key, limit_keys, queue_key, wake_key
 
 logger = logging.getLogger("scalr_queue.worker")
 Op = tuple[str, str, bytes | str, bytes | str, int]
@@ -36,6 +36,7 @@ class Finisher:
         give_up_after: float,
         op_timeout: float,
         on_redis_error: Callable[[BaseException], None],
+        limited: bool = False,
     ) -> None:
         self.redis = redis
         self.queue = queue
@@ -52,6 +53,8 @@ class Finisher:
             leases_key(queue),
             cancels_key(queue),
         ]
+        if limited:  # a worker with limited tasks: a finished job frees its slot (see FINISH)
+            self.keys += limit_keys(queue)
         self._ops: list[Op] = []
         self._flushing: set[asyncio.Task[None]] = set()
         # told of every op as it is queued, in the ending job's context (tracing records the outcome)

@@ -7,6 +7,7 @@ carries its own expiry; the hash itself expires when no worker renews it.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,8 @@ class WorkerInfo:
     started_ms: int
     seen_ms: int
     tasks: dict[str, TaskSignature]
+    # task -> its declared limits (max_concurrent, concurrency_key, rate_limit), for limited tasks only
+    limits: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_json(cls, queue: str, data: dict[str, Any]) -> WorkerInfo:
@@ -54,6 +57,7 @@ class WorkerInfo:
             started_ms=int(data.get("started_ms", 0)),
             seen_ms=int(data.get("seen_ms", 0)),
             tasks={k: TaskSignature.from_json(v) for k, v in data.get("tasks", {}).items()},
+            limits=dict(data.get("limits") or {}),
         )
 
 

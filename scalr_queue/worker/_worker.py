@@ -31,6 +31,7 @@ from arq.connections import RedisSettings, log_redis_info
 from arq.worker import Worker
 
 from .._codec import dumps, loads
+from .._limits import rules_json
 from .._priority import due_ms
 from .._settings import Settings
 from .._tasks import TaskSpec, as_task_spec
@@ -49,7 +50,17 @@ from ..redis._connection import (
     is_permission_error,
     unavailable,
 )
-from ..redis._keys import cancels_key, held_key, holds_key, leases_key, paused_key, queue_key, wake_key
+from ..redis._keys import (
+    cancels_key,
+    held_key,
+    holds_key,
+    leases_key,
+    limit_keys,
+    paused_key,
+    queue_key,
+    slots_key,
+    wake_key,
+)
 from ..redis._memory import is_memory_url
 from . import _registry
 from ._cancel_watch import CancelWatcher, HeardCancels
@@ -67,6 +78,9 @@ HOLD_SCAN = 1000
 # how soon a replacement held back behind its running predecessor is looked at again: the most it
 # waits after the predecessor ends (only while one waits; a plain claim never looks)
 REPLACEMENT_RECHECK_MS = 200
+# due jobs a claim looks at beyond those it can run, to get past jobs over their limit: only after a
+# claim came back short with more to take (jobs were parked or deferred), so plain jobs pay nothing
+LIMIT_SCAN = 100
 
 
 class ScalrWorker(JobExecution, Worker):
@@ -141,6 +155,10 @@ class ScalrWorker(JobExecution, Worker):
             heartbeat=settings.health_interval,
         )
         self._tracing: Tracing | None = None
+        # the limited tasks' rules for CLAIM; None (nothing passed, nothing paid) when no task has limits
+        self.limit_rules = rules_json({name: spec.limits for name, spec in self.specs.items()})
+        self._last_sweep = 0.0
+        self._limit_scan = 0
         self._detach_log_ids: Callable[[], None] | None = None
 
     @property
@@ -219,6 +237,7 @@ class ScalrWorker(JobExecution, Worker):
             give_up_after=max(self.settings.lease, 5.0),
             op_timeout=self.op_timeout,
             on_redis_error=self._redis_down,
+            limited=self.limit_rules is not None,
         )
         self._blocking = create_redis(self.settings, blocking=True)
         self._listener = create_redis(self.settings, blocking=True)
@@ -264,6 +283,7 @@ class ScalrWorker(JobExecution, Worker):
             try:
                 async with asyncio.timeout(self.op_timeout):
                     await self._heartbeat_once()
+                await self._compare_limits()
             except REDIS_ERRORS as exc:
                 if is_permission_error(exc):
                     raise  # an ACL too narrow is a set-up mistake: the entrypoint says so and exits 2
@@ -427,8 +447,17 @@ class ScalrWorker(JobExecution, Worker):
             holds_key(self.queue),
             held_key(self.queue),
         ]
+        if self.limit_rules is not None:
+            # limits: the rules, and once per poll interval a sweep for parked jobs whose slot is free
+            sweep = time.monotonic() - self._last_sweep >= self.settings.poll_interval
+            if sweep:
+                self._last_sweep = time.monotonic()
+            keys += limit_keys(self.queue)
+            args += [self.limit_rules, int(sweep), self._limit_scan]
         async with asyncio.timeout(self.op_timeout):
             ids, payloads, tries, nxt, more, dues, *paused = await eval_script(self.pool, _scripts.CLAIM, keys, args)
+        if self.limit_rules is not None:
+            self._limit_scan = LIMIT_SCAN if more and len(ids) < count else 0
         if bool(paused) != self._paused:
             self._paused = bool(paused)
             logger.info("queue %r %s", self.queue, "paused: claiming nothing until resumed" if paused else "resumed")
@@ -474,6 +503,8 @@ class ScalrWorker(JobExecution, Worker):
             try:
                 args = [lease_ms, now_ms() + lease_ms, self.worker_id, *ids]
                 keys = [leases_key(self.queue), cancels_key(self.queue)]
+                if self.limit_rules is not None:
+                    keys.append(slots_key(self.queue))  # the slots of limited jobs follow their leases
                 async with asyncio.timeout(self.op_timeout):
                     lost, marked = await eval_script(self.pool, _scripts.RENEW, keys, args)
             except REDIS_ERRORS as exc:
@@ -494,6 +525,28 @@ class ScalrWorker(JobExecution, Worker):
                     "lease): another worker may run it too",
                     job_id,
                 )
+
+    async def _compare_limits(self) -> None:
+        """Warn when a live worker of this queue declares other limits for a task this one runs.
+
+        Each worker applies its own declaration to the jobs it claims, against counts shared in
+        Redis: the larger max_concurrent or rate_limit is the one the queue as a whole can reach.
+        """
+        mine = {name: spec.limits.to_json() if spec.limits else None for name, spec in self.specs.items()}
+        for other in await _registry.live_workers(self.pool, self.queue):
+            if other.worker_id == self.worker_id:
+                continue
+            for name in sorted(mine.keys() & other.tasks.keys()):
+                theirs = other.limits.get(name)
+                if theirs != mine[name]:
+                    logger.warning(
+                        "task %r has limits %s here but %s on worker %s: each worker applies its own when it "
+                        "claims, so the queue may reach the larger; deploy one declaration",
+                        name,
+                        _limits_text(mine[name]),
+                        _limits_text(theirs),
+                        other.worker_id,
+                    )
 
     async def _heartbeat_loop(self) -> None:
         tick = min(self.settings.health_interval, 0.5 if self.cron_jobs else self.settings.health_interval)
@@ -528,6 +581,7 @@ class ScalrWorker(JobExecution, Worker):
             "retried": self.jobs_retried,
             "started_ms": self.started_ms,
             "tasks": {name: spec.signature.to_json() for name, spec in self.specs.items()},
+            "limits": {name: spec.limits.to_json() for name, spec in self.specs.items() if spec.limits},
         }
         ttl = self.settings.health_interval * 3
         await _registry.publish(self.pool, self.queue, entry, ttl, info)
@@ -536,3 +590,8 @@ class ScalrWorker(JobExecution, Worker):
         self.metrics.running.labels(self.queue).set(running)
         if self.settings.metrics_port:  # only a worker that exports metrics may be the queue's reporter
             self.metrics.report_depth(await _depth.report(self.pool, self.queue, self.worker_id, ttl))
+
+
+def _limits_text(limits: dict[str, object] | None) -> str:
+    shown = {k: v for k, v in (limits or {}).items() if v is not None}
+    return "(" + (", ".join(f"{k}={v!r}" for k, v in shown.items()) or "none") + ")"

@@ -80,6 +80,7 @@ class QueueCounts(BaseModel):
     workers: int
     paused: bool = False
     held: int = 0
+    parked: int = 0
 
 
 class Health(BaseModel):
