@@ -64,7 +64,6 @@ async def finish(redis: Redis, *ops: tuple[str, str, Any, Any, int]) -> None:
     keys += [finished_key(Q, state) for state in FINISHED_STATES]
     for op in ops:
         args.extend([*op, ""])
-        keys.append(tries_key(op[1]))
     await eval_script(redis, _scripts.FINISH, keys, args)
 
 

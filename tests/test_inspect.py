@@ -31,6 +31,10 @@ async def flaky(ctx: dict[str, Any], n: int) -> int:
     return n * 2
 
 
+async def quick(ctx: dict[str, Any]) -> str:
+    return "done"
+
+
 async def broken(ctx: dict[str, Any]) -> None:
     raise ValueError("always broken")
 
@@ -64,6 +68,18 @@ async def test_every_try_is_recorded_with_its_error_and_traceback(redis: Redis, 
     failed = await client().job_timeline(bad.job_id)
     assert [a.outcome for a in failed.attempts] == ["retry", "failed"]
     assert failed.to_json()["attempts"][1]["error"]["type"] == "ValueError"
+
+
+async def test_a_job_done_on_its_first_try_shows_that_try_from_its_result(redis: Redis) -> None:
+    async with running_worker([quick]) as worker:
+        job = await scalr_queue.enqueue("quick")
+        assert await job.result(timeout=10) == "done"
+    assert not await redis.exists(tries_key(job.job_id)), "no try record on the common path"
+    timeline = await client().job_timeline(job.job_id)
+    [only] = timeline.attempts
+    assert (only.try_number, only.outcome, only.worker) == (1, "complete", worker.worker_id)
+    assert only.started_at is not None and only.duration is not None
+    assert timeline.info.result == "done"
 
 
 async def test_finished_jobs_are_listed_newest_first_by_end_state(redis: Redis, set_env: Callable[..., None]) -> None:

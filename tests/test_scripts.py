@@ -26,7 +26,6 @@ from scalr_queue.redis._keys import (
     leases_key,
     paused_key,
     queue_key,
-    tries_key,
     wake_key,
 )
 
@@ -54,7 +53,6 @@ async def finish(redis: Redis, *ops: tuple[str, str, str, str, int], failed_max:
     keys = [QUEUE, FAILED, FAILED_JOBS, WAKE, LEASES, cancels_key(Q), *(finished_key(Q, s) for s in FINISHED_STATES)]
     for op in ops:
         args.extend([*op, ""])
-        keys.append(tries_key(op[1]))
     return int(await eval_script(redis, _scripts.FINISH, keys, args))
 
 

@@ -347,7 +347,7 @@ def _live(raw: bytes, now: int) -> bool:
 # -- jobs --------------------------------------------------------------------------------
 
 
-def _page_source(queue: str, state: str, now: int) -> tuple[str, int, int, bool]:
+def _page_source(queue: str, state: str, now: int, keep_ms: int) -> tuple[str, int, int, bool]:
     """The sorted set a state's jobs live in, the score range, and whether newest come first."""
     if state == "ready":
         return queue_key(queue), 0, now, False
@@ -359,7 +359,8 @@ def _page_source(queue: str, state: str, now: int) -> tuple[str, int, int, bool]
         return held_key(queue), 0, _FAR, False
     if state == "failed":
         return failed_key(queue), 0, _FAR, True
-    return finished_key(queue, state), 0, _FAR, True
+    # the index is trimmed by count; entries past the keep-result window have lost their result
+    return finished_key(queue, state), now - keep_ms, _FAR, True
 
 
 def parse_cursor(cursor: str) -> tuple[str, str]:
@@ -397,7 +398,7 @@ async def list_jobs(
         raise ConfigurationError(f"limit {limit} is not valid: expected 1 to {MAX_LIMIT}")
     at_score, at_id = parse_cursor(cursor) if cursor else ("0", "")
     redis = await client.redis()
-    key, lo, hi, rev = _page_source(q, state, _now_ms())
+    key, lo, hi, rev = _page_source(q, state, _now_ms(), int(client.settings.keep_result * 1000))
     batch = limit if task is None else max(limit, 100)
     budget = 1 if task is None else max(TASK_SCAN_PAGES, 1000 // batch)
     jobs: list[JobSummary] = []
@@ -525,13 +526,43 @@ async def job_timeline(client: QueueAccess, job_id: str, queue: str | None = Non
     if info is None:
         where = f"queue {candidates[0]!r}" if queue else f"queue {candidates[0]!r} (pass --queue for another)"
         raise JobNotFoundError(f"no job {job_id!r} on {where}: never queued, purged, or its result expired")
-    records = await client.run(aw(redis.lrange(tries_key(job_id), 0, -1)), "job lookup")
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.lrange(tries_key(job_id), 0, -1)
+        pipe.get(RESULT_PREFIX + job_id)
+        records, result = await client.run(pipe.execute(), "job lookup")
     attempts = [Attempt.from_record(loads(r)) for r in records]
+    last = _last_try(info, result)
+    if last is not None and not (attempts and attempts[-1].outcome == last.outcome):
+        attempts.append(last)
     trace_id = next((a.trace_id for a in reversed(attempts) if a.trace_id), None)
     if trace_id is None:
         payload = await client.run(redis.get(JOB_PREFIX + job_id), "job lookup")
         trace_id = _trace_id(payload)
     return JobTimeline(info=info, attempts=attempts, trace_id=trace_id)
+
+
+def _last_try(info: JobInfo, result: bytes | None) -> Attempt | None:
+    """A job's final try as its result tells it (the worker records none for a job that ends on its first)."""
+    status = info.status.value
+    if status not in ("complete", "failed") or info.finish_time is None:
+        return None
+    data: dict[str, Any] = {}
+    if result is not None:
+        try:
+            data = loads(result)
+        except ValueError:
+            data = {}
+    start, end = info.start_time, info.finish_time
+    return Attempt(
+        try_number=info.tries,
+        started_at=start,
+        ended_at=end,
+        duration=(end - start).total_seconds() if start is not None else None,
+        outcome=status,
+        worker=data.get("w"),
+        error=info.error if status == "failed" else None,
+        trace_id=data.get("ti"),
+    )
 
 
 def _result_queue(raw: bytes | None) -> str | None:

@@ -253,7 +253,7 @@ end
 """
 
 # KEYS: queue, failed, failed-jobs, wake, leases, cancels, finished-complete, finished-failed,
-# finished-cancelled, then the tries key of each op, in op order.
+# finished-cancelled, then the tries key of each op that carries an attempt, in op order.
 # ARGV: now_ms, failed_max, worker_id, finished_max, finished_px, live_px, then groups of 6:
 # action, job_id, data1, data2, num, attempt
 #   D (done)    data1 = result ('' = keep none), num = result px
@@ -269,8 +269,8 @@ end
 # belongs to the other worker. An R or Q of a job with a cancel mark ends it cancelled instead (a
 # cancel that landed while it was failing is not lost). A job that ends complete (result kept),
 # failed or cancelled goes into that state's finished index (scored by now), which keeps the
-# newest finished_max entries of the last finished_px ms and expires finished_px after the last
-# finish (finished_px 0: no index). Returns failed-set entries dropped.
+# newest finished_max entries and expires finished_px after the last finish (finished_px 0: no
+# index; readers skip entries older than their keep_result). Returns failed-set entries dropped.
 FINISH = _lua(
     SPLICE
     + """
@@ -278,10 +278,11 @@ local now = tonumber(ARGV[1])
 local failed_max = tonumber(ARGV[2])
 local finished_max, finished_px, live_px = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local indexed = {}
--- the try's record on the job's history (KEYS[9 + op]), expiring px ms from now
-local function remember(op, attempt, px)
+-- the try's record on the job's history (its tries key: the op's own, from KEYS[10] on), expiring in px ms
+local histories = 9
+local key = false
+local function remember(attempt, px)
   if attempt == '' then return end
-  local key = KEYS[9 + op]
   if tonumber(px) <= 0 then
     redis.call('DEL', key)
     return
@@ -313,10 +314,12 @@ end
 -- one EXISTS per call, so jobs nobody cancels cost no command each
 local marks = redis.call('EXISTS', KEYS[6]) == 1
 local unmarked = {}
-local op = 0
 for i = 7, #ARGV, 6 do
-  op = op + 1
   local action, id, attempt = ARGV[i], ARGV[i + 1], ARGV[i + 5]
+  if attempt ~= '' then
+    histories = histories + 1
+    key = KEYS[histories]
+  end
   local ip = '@IP@' .. id
   local mark = false
   if marks then
@@ -339,7 +342,7 @@ for i = 7, #ARGV, 6 do
         redis.call('SET', '@RESULT@' .. id, splice(redis.call('GET', '@JOB@' .. id), suffix), 'PX', px)
         finished(9, id)
       end
-      remember(op, attempt, px)
+      remember(attempt, px)
       unleased[#unleased + 1] = id
       dels[#dels + 1] = '@JOB@' .. id
       dels[#dels + 1] = ip
@@ -348,7 +351,7 @@ for i = 7, #ARGV, 6 do
   elseif superseded then
     -- failed for good, but a replacement was waiting: it runs instead; the failure is not recorded
     redis.call('ZADD', KEYS[1], superseded, id)
-    remember(op, attempt, superseded - now + live_px)
+    remember(attempt, superseded - now + live_px)
     unleased[#unleased + 1] = id
     dels[#dels + 1] = ip
     requeued = requeued + 1
@@ -363,7 +366,7 @@ for i = 7, #ARGV, 6 do
       redis.call('SET', '@RESULT@' .. id, ARGV[i + 2], 'PX', ARGV[i + 4])
       finished(7, id)
     end
-    remember(op, attempt, ARGV[i + 4])
+    remember(attempt, ARGV[i + 4])
     unleased[#unleased + 1] = id
     dels[#dels + 1] = '@JOB@' .. id
     dels[#dels + 1] = ip
@@ -374,7 +377,7 @@ for i = 7, #ARGV, 6 do
       local waiting = take_over(id)
       local due = waiting or tonumber(ARGV[i + 4])
       redis.call('ZADD', KEYS[1], due, id)
-      remember(op, attempt, math.max(due - now, 0) + live_px)
+      remember(attempt, math.max(due - now, 0) + live_px)
       unleased[#unleased + 1] = id
       dels[#dels + 1] = ip
       if action == 'Q' and not waiting and redis.call('DECR', '@RETRY@' .. id) <= 0 then
@@ -389,9 +392,7 @@ if #dels > 0 then redis.call('DEL', unpack(dels)) end
 if #unmarked > 0 then redis.call('HDEL', KEYS[6], unpack(unmarked)) end
 if requeued > 0 and redis.call('LLEN', KEYS[4]) == 0 then redis.call('LPUSH', KEYS[4], '1') end
 for slot in pairs(indexed) do
-  redis.call('ZREMRANGEBYSCORE', KEYS[slot], '-inf', now - finished_px)
-  local over = redis.call('ZCARD', KEYS[slot]) - finished_max
-  if over > 0 then redis.call('ZREMRANGEBYRANK', KEYS[slot], 0, over - 1) end
+  redis.call('ZREMRANGEBYRANK', KEYS[slot], 0, -finished_max - 1)
   redis.call('PEXPIRE', KEYS[slot], finished_px)
 end
 local dropped = 0

@@ -65,6 +65,18 @@ class JobExecution:
     def finisher(self) -> Finisher:
         raise NotImplementedError
 
+    def _last_attempt(
+        self, job_id: str, job_try: int, outcome: str, error: dict[str, str] | None = None, **extra: Any
+    ) -> bytes:
+        """A job's last try: none on a first try, whose result (start, end, worker, error) tells it all.
+
+        That keeps the history off the common path: a job that succeeds at once costs FINISH no
+        write beyond its result and its line in the finished index.
+        """
+        if job_try <= 1:
+            return b""
+        return self._attempt(job_id, outcome, error, **extra)
+
     def _attempt(self, job_id: str, outcome: str, error: dict[str, str] | None = None, **extra: Any) -> bytes:
         """The JSON record of the try that just ended, for the job's history (see ``Finisher.add``)."""
         job_try, start, trace_id = self._tries.get(job_id, (0, now_ms(), None))
@@ -245,10 +257,12 @@ class JobExecution:
                 result=result,
                 start_ms=start,
                 finish_ms=finish,
+                worker=self.worker_id,
+                trace_id=self._tries.get(job_id, (0, 0, None))[2],
             )
             if problem:
                 logger.warning("%s: %s; stored an error in its place", ref, problem)
-        self.finisher.add(("D", job_id, data, "", int(keep * 1000)), self._attempt(job_id, "complete"))
+        self.finisher.add(("D", job_id, data, "", int(keep * 1000)), self._last_attempt(job_id, job_try, "complete"))
 
     async def _attempt_failed(
         self,
@@ -354,6 +368,8 @@ class JobExecution:
                 result=error,
                 start_ms=start,
                 finish_ms=now_ms(),
+                worker=self.worker_id,
+                trace_id=self._tries.get(job_id, (0, 0, None))[2],
             )
-        attempt = self._attempt(job_id, "failed", error, reason=reason)
+        attempt = self._last_attempt(job_id, job_try, "failed", error, reason=reason)
         self.finisher.add(("F", job_id, record, result, int(keep * 1000)), attempt)

@@ -108,7 +108,8 @@ class Finisher:
         for op, attempt in batch:
             args.extend(op)
             args.append(attempt)
-            keys.append(tries_key(op[1]))
+            if attempt:
+                keys.append(tries_key(op[1]))
         delay, deadline = 0.1, time.monotonic() + self.give_up_after
         while True:
             try:
