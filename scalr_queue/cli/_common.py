@@ -13,7 +13,9 @@ if TYPE_CHECKING:
 
 PROG = "scalr-queue"
 
-QueueOpt = Annotated[str | None, typer.Option("--queue", help="queue name (default: SCALR_QUEUE_QUEUE_NAME or 'default')")]
+QueueOpt = Annotated[
+    str | None, typer.Option("--queue", help="queue name (default: SCALR_QUEUE_QUEUE_NAME or 'default')")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output (pretty JSON, sorted keys)")]
 
 

@@ -56,9 +56,12 @@ def enqueue(
     job_id: Annotated[str | None, typer.Option("--job-id", help="the job's id (one job per id)")] = None,
     defer: Annotated[float | None, typer.Option("--defer", help="seconds before it may run")] = None,
     debounce: Annotated[
-        float | None, typer.Option("--debounce", help="with --job-id: one run, this many seconds after the last enqueue")
+        float | None,
+        typer.Option("--debounce", help="with --job-id: one run, this many seconds after the last enqueue"),
     ] = None,
-    replace: Annotated[bool, typer.Option("--replace", help="with --job-id: replace the waiting job's arguments")] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="with --job-id: replace the waiting job's arguments")
+    ] = False,
     queue: QueueOpt = None,
 ) -> None:
     """Enqueue a job: scalr-queue enqueue TASK key=value ..."""

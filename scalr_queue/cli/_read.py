@@ -119,7 +119,9 @@ def jobs(
     state: Annotated[str, typer.Option("--state", help=f"one of: {', '.join(JOB_STATES)}")] = "ready",
     task: Annotated[str | None, typer.Option("--task", help="only this task's jobs")] = None,
     limit: Annotated[int, typer.Option("--limit", help="jobs per page (1-1000)")] = 50,
-    cursor: Annotated[str | None, typer.Option("--cursor", help="the next page: the cursor the last page printed")] = None,
+    cursor: Annotated[
+        str | None, typer.Option("--cursor", help="the next page: the cursor the last page printed")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """A page of one queue's jobs in one state, fast at any queue size (--cursor for the next)."""
