@@ -6,6 +6,7 @@ by Ctrl-C), and the bulk failed-set actions over 100,000 jobs with their progres
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import pty
@@ -138,6 +139,41 @@ async def test_snapshot_once_watched_and_stopped_by_ctrl_c(redis: Redis, redis_u
     assert proc.returncode == 0 and "Traceback" not in err
 
 
+def read_all(fd: int) -> bytes:
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # the other side closed: on Linux a pty answers EIO
+            return seen
+        if not chunk:
+            return seen
+        seen += chunk
+
+
+async def test_snapshot_watch_redraws_in_place_on_a_terminal(redis: Redis, redis_url: str) -> None:
+    await scalr_queue.enqueue("flaky", n=1)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scalr_queue.cli", "snapshot", "--watch", "0.1", "--count", "3"],
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "160", "LINES": "50"},
+        stdout=slave,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.close(slave)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        reading = pool.submit(read_all, master)
+        try:
+            _out, err = proc.communicate(timeout=30)
+            seen = reading.result(timeout=30)
+        finally:
+            os.close(master)
+    assert proc.returncode == 0, err
+    assert seen.count(b"scalr-queue snapshot at") >= 2 and b"\x1b[" in seen, "redrawn by Rich Live"
+
+
 def test_read_command_mistakes_are_one_line(redis_url: str) -> None:
     cases = [
         (["jobs", "--state", "finished"], 2, "state 'finished' is not valid"),
@@ -179,31 +215,22 @@ async def test_failed_retry_all_over_100k_jobs_in_batches_with_progress(redis: R
 async def test_failed_purge_all_over_100k_jobs_in_batches_with_a_bar_on_a_terminal(redis: Redis) -> None:
     await write_failed(redis, BULK)
     master, slave = pty.openpty()
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "scalr_queue.cli", "failed", "purge", "--all"],
-            cwd=ROOT,
-            env={**os.environ, "COLUMNS": "100"},
-            stdout=subprocess.PIPE,
-            stderr=slave,
-            text=True,
-        )
-        out, _ = proc.communicate(timeout=300)
-        os.close(slave)
-        slave = -1
-        seen = b""
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
-    finally:
-        os.close(master)
-        if slave != -1:
-            os.close(slave)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scalr_queue.cli", "failed", "purge", "--all"],
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "100"},
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        text=True,
+    )
+    os.close(slave)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        reading = pool.submit(read_all, master)  # drained as it is drawn, so the bar never blocks
+        try:
+            out, _ = proc.communicate(timeout=300)
+            seen = reading.result(timeout=30)
+        finally:
+            os.close(master)
     assert proc.returncode == 0
     assert out.splitlines()[0] == f"purged {BULK} failed job(s):"
     assert out.splitlines()[1] == f"  bulk-{BULK - 1:06d}", "the newest removed come first"
