@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 PROG = "scalr-queue"
 
 QueueOpt = Annotated[
-    str | None, typer.Option("--queue", help="queue name (default: SCALR_QUEUE_QUEUE_NAME or 'default')")
+    Optional[str], typer.Option("--queue", help="queue name (default: SCALR_QUEUE_QUEUE_NAME or 'default')")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output (pretty JSON, sorted keys)")]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -52,11 +52,11 @@ def _parse_kv(pairs: Sequence[str]) -> dict[str, Any]:
 
 def enqueue(
     task: Annotated[str, typer.Argument(help="task name")],
-    kwargs: Annotated[list[str] | None, typer.Argument(help="key=value (value parsed as JSON, else text)")] = None,
-    job_id: Annotated[str | None, typer.Option("--job-id", help="the job's id (one job per id)")] = None,
-    defer: Annotated[float | None, typer.Option("--defer", help="seconds before it may run")] = None,
+    kwargs: Annotated[Optional[list[str]], typer.Argument(help="key=value (value parsed as JSON, else text)")] = None,
+    job_id: Annotated[Optional[str], typer.Option("--job-id", help="the job's id (one job per id)")] = None,
+    defer: Annotated[Optional[float], typer.Option("--defer", help="seconds before it may run")] = None,
     debounce: Annotated[
-        float | None,
+        Optional[float],
         typer.Option("--debounce", help="with --job-id: one run, this many seconds after the last enqueue"),
     ] = None,
     replace: Annotated[
@@ -93,7 +93,7 @@ def enqueue(
 
 def cancel(
     job_id: Annotated[str, typer.Argument(help="the job's id")],
-    reason: Annotated[str | None, typer.Option("--reason", help="kept with the cancelled job")] = None,
+    reason: Annotated[Optional[str], typer.Option("--reason", help="kept with the cancelled job")] = None,
     queue: QueueOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -139,7 +139,7 @@ def _check_failed_args(action: FailedAction, job_id: str | None, every: bool) ->
 
 def failed(
     action: Annotated[FailedAction, typer.Argument(help="list | show ID | retry ID|--all | purge ID|--all")],
-    job_id: Annotated[str | None, typer.Argument(help="the failed job's id")] = None,
+    job_id: Annotated[Optional[str], typer.Argument(help="the failed job's id")] = None,
     every: Annotated[bool, typer.Option("--all", help="with retry or purge: every failed job of the queue")] = False,
     limit: Annotated[int, typer.Option("--limit", help="list: how many, newest first")] = 100,
     queue: QueueOpt = None,
@@ -246,7 +246,7 @@ WHERE_HELP = "only jobs whose keyword argument compares true: 'customer_id == 42
 
 def hold(
     task: Annotated[str, typer.Argument(help="task name")],
-    where: Annotated[str | None, typer.Option("--where", help=WHERE_HELP)] = None,
+    where: Annotated[Optional[str], typer.Option("--where", help=WHERE_HELP)] = None,
     queue: QueueOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -272,7 +272,7 @@ def hold(
 def release(
     task: Annotated[str, typer.Argument(help="task name")],
     where: Annotated[
-        str | None, typer.Option("--where", help="release only the hold with this clause (default: every hold)")
+        Optional[str], typer.Option("--where", help="release only the hold with this clause (default: every hold)")
     ] = None,
     drop: Annotated[bool, typer.Option("--drop", help="delete the released jobs instead of running them")] = False,
     queue: QueueOpt = None,

@@ -6,7 +6,7 @@ and adds the tries below them; JSON output only ever gains keys.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Group
@@ -73,7 +73,7 @@ def queues_table(rows: list[QueueOverview]) -> Table:
 
 
 def queues(
-    queue: Annotated[list[str] | None, typer.Option("--queue", help="only these queues (repeat the option)")] = None,
+    queue: Annotated[Optional[list[str]], typer.Option("--queue", help="only these queues (repeat the option)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Every queue found (SCAN): ready, scheduled, running, held, failed, oldest ready age, workers."""
@@ -117,10 +117,10 @@ def jobs_table(page: JobPage, title: str | None = None) -> Table:
 def jobs(
     queue: QueueOpt = None,
     state: Annotated[str, typer.Option("--state", help=f"one of: {', '.join(JOB_STATES)}")] = "ready",
-    task: Annotated[str | None, typer.Option("--task", help="only this task's jobs")] = None,
+    task: Annotated[Optional[str], typer.Option("--task", help="only this task's jobs")] = None,
     limit: Annotated[int, typer.Option("--limit", help="jobs per page (1-1000)")] = 50,
     cursor: Annotated[
-        str | None, typer.Option("--cursor", help="the next page: the cursor the last page printed")
+        Optional[str], typer.Option("--cursor", help="the next page: the cursor the last page printed")
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:

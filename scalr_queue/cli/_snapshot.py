@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Group
@@ -66,9 +66,10 @@ def as_json(shot: dict[str, Any]) -> dict[str, Any]:
 def snapshot(
     queue: QueueOpt = None,
     watch: Annotated[
-        float | None, typer.Option("--watch", help="refresh every SECONDS (default 2) until Ctrl-C", show_default=False)
+        Optional[float],
+        typer.Option("--watch", help="refresh every SECONDS (default 2) until Ctrl-C", show_default=False),
     ] = None,
-    count: Annotated[int | None, typer.Option("--count", help="with --watch: stop after this many screens")] = None,
+    count: Annotated[Optional[int], typer.Option("--count", help="with --watch: stop after this many screens")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """One screen with queues, workers, running and failed jobs; --watch [SECONDS] keeps it live."""

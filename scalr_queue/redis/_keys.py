@@ -47,10 +47,9 @@ CANCEL_CHANNEL_PREFIX = "scalr:cancel:"
 PROGRESS_PREFIX = "scalr:progress:"
 # arq's own sorted set of job ids to abort (``arq.jobs.Job.abort()``), shared by every queue
 ARQ_ABORT_KEY = "arq:abort"
-# sorted set of recently finished job ids scored by finish epoch-ms, one per queue and end state
-# (complete, failed, cancelled); capped by SCALR_QUEUE_FINISHED_MAX, PX = keep_result, renewed by each finish
+# sorted set per queue and end state of finished job ids by finish epoch-ms; capped, PX = keep_result
 FINISHED_PREFIX = "scalr:finished:"
-# list of one JSON record per try of a job (try, start, end, outcome, error); PX = the job's result's
+# list of one JSON record per try of a job (try, start, end, outcome, error); expires with its result
 TRIES_PREFIX = "scalr:tries:"
 # id of the one worker that exports the queue's depth metrics; PX = 3 heartbeats, renewed by it
 REPORTER_PREFIX = "scalr:reporter:"
