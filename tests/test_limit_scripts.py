@@ -16,11 +16,13 @@ from scalr_queue.producer._job import PARKED_SHIFT as SHIFT
 from scalr_queue.redis import _scripts
 from scalr_queue.redis._connection import eval_script
 from scalr_queue.redis._keys import (
+    FINISHED_STATES,
     JOB_PREFIX,
     RETRY_PREFIX,
     cancels_key,
     failed_jobs_key,
     failed_key,
+    finished_key,
     held_key,
     holds_key,
     limit_keys,
@@ -56,10 +58,11 @@ async def claim(redis: Redis, count: int = 10, now: int = NOW, sweep: int = 0) -
 
 
 async def finish(redis: Redis, *ids: str, now: int = NOW) -> None:
-    args: list[Any] = [now, 100, ME]
+    args: list[Any] = [now, 100, ME, 100, 60_000, 60_000]
     for job_id in ids:
-        args.extend(("D", job_id, "", "", 0))
-    keys = [QUEUE, failed_key(Q), failed_jobs_key(Q), WAKE, LEASES, cancels_key(Q), *limit_keys(Q)]
+        args.extend(("D", job_id, "", "", 0, ""))
+    keys = [QUEUE, failed_key(Q), failed_jobs_key(Q), WAKE, LEASES, cancels_key(Q)]
+    keys += [*(finished_key(Q, state) for state in FINISHED_STATES), *limit_keys(Q)]  # no tries keys: no attempts
     await eval_script(redis, _scripts.FINISH, keys, args)
 
 

@@ -14,10 +14,13 @@ from scalr_queue._priority import band, check_priority, due_ms, encode, priority
 from scalr_queue.redis import _scripts
 from scalr_queue.redis._connection import eval_script
 from scalr_queue.redis._keys import (
+    FINISHED_STATES,
     JOB_PREFIX,
     NEXT_PREFIX,
+    cancels_key,
     failed_jobs_key,
     failed_key,
+    finished_key,
     held_key,
     holds_key,
     leases_key,
@@ -102,8 +105,9 @@ async def test_a_replacement_taking_over_a_failed_run_keeps_its_band(redis: Redi
     await redis.set("arq:in-progress:k", ME, px=LEASE)
     await redis.set(NEXT_PREFIX + "k", b'{"f":"t","p":8}')
     await redis.zadd(QUEUE, {"k": encode(NOW - 500, 8)})  # the replacement, queued behind the run
-    keys = [QUEUE, failed_key(Q), failed_jobs_key(Q), WAKE, LEASES]
-    await eval_script(redis, _scripts.FINISH, keys, [NOW, 100, ME, "F", "k", "{}", "", 0])
+    keys = [QUEUE, failed_key(Q), failed_jobs_key(Q), WAKE, LEASES, cancels_key(Q)]
+    keys += [finished_key(Q, state) for state in FINISHED_STATES]
+    await eval_script(redis, _scripts.FINISH, keys, [NOW, 100, ME, 100, 60_000, 60_000, "F", "k", "{}", "", 0, ""])
     assert await redis.zscore(QUEUE, "k") == encode(NOW, 8)
 
 

@@ -47,6 +47,10 @@ CANCEL_CHANNEL_PREFIX = "scalr:cancel:"
 PROGRESS_PREFIX = "scalr:progress:"
 # arq's own sorted set of job ids to abort (``arq.jobs.Job.abort()``), shared by every queue
 ARQ_ABORT_KEY = "arq:abort"
+# sorted set per queue and end state of finished job ids by finish epoch-ms; capped, PX = keep_result
+FINISHED_PREFIX = "scalr:finished:"
+# list of one JSON record per try of a job (try, start, end, outcome, error); expires with its result
+TRIES_PREFIX = "scalr:tries:"
 # id of the one worker that exports the queue's depth metrics; PX = 3 heartbeats, renewed by it
 REPORTER_PREFIX = "scalr:reporter:"
 
@@ -118,6 +122,18 @@ def cancels_key(queue: str) -> str:
 
 def cancel_channel(queue: str) -> str:
     return CANCEL_CHANNEL_PREFIX + queue
+
+
+def finished_key(queue: str, state: str) -> str:
+    """``state`` is ``complete``, ``failed`` or ``cancelled`` (see ``FINISHED_STATES``)."""
+    return f"{FINISHED_PREFIX}{queue}:{state}"
+
+
+FINISHED_STATES = ("complete", "failed", "cancelled")
+
+
+def tries_key(job_id: str) -> str:
+    return TRIES_PREFIX + job_id
 
 
 def progress_key(queue: str, job_id: str) -> str:
