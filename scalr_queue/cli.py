@@ -1,7 +1,7 @@
 """``scalr-queue``: run workers and look after queues from a shell.
 
 Commands: ``worker``, ``stats``, ``workers``, ``job``, ``enqueue``, ``cancel``,
-``failed list|show|retry|purge``, ``pause``, ``resume``, ``hold``, ``release``, ``check-names``. Bulk actions on the
+``failed list|show|retry|purge``, ``pause``, ``resume``, ``hold``, ``release``, ``check-names``, ``dashboard``. Bulk actions on the
 failed set need ``--all`` and name what they touched.
 Every command takes ``--queue``; the read commands take ``--json``.
 """
@@ -291,6 +291,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return run(args, prog=f"{PROG} worker")
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    try:
+        from .dashboard._serve import serve
+    except ImportError as exc:
+        raise ConfigurationError(f"the dashboard needs the web extra ({exc.name} is missing): pip install 'scalr-queue[web]'")
+    return serve(args.port, args.host, args.read_only)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .worker._main import add_worker_arguments
 
@@ -366,6 +374,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drop", action="store_true", help="delete the released jobs instead of running them")
     common(p)
     p.set_defaults(func=cmd_hold)
+
+    p = sub.add_parser("dashboard", help="serve the web dashboard (loopback only unless credentials are set)")
+    p.add_argument("--port", type=int, default=8100, help="port to serve on (default 8100)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--read-only", action="store_true", help="hide every action (or SCALR_QUEUE_DASHBOARD_READ_ONLY=1)")
+    p.set_defaults(func=cmd_dashboard)
 
     p = sub.add_parser("check-names", help='exit 1 if an enqueue("name") in SRC_DIR is not in the worker\'s tasks')
     p.add_argument("src_dir")
