@@ -138,6 +138,7 @@ class JobView:
     result_preview: Preview | None
     tries_list: list[TryRow]
     tries_note: str
+    events: list[tuple[datetime, str]]
 
 
 # -- queues ------------------------------------------------------------------------------
@@ -317,6 +318,7 @@ async def job_view(dash: Dashboard, queue: str, job_id: str) -> JobView:
         result_preview=preview(redact(info.result, keys), limit) if has_result else None,
         tries_list=tries,
         tries_note="not started yet" if info.status in (JobStatus.QUEUED, JobStatus.DEFERRED) else "no tries recorded",
+        events=timeline.events(),
     )
 
 
