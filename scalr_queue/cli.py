@@ -1,8 +1,8 @@
 """``scalr-queue``: run workers and look after queues from a shell.
 
 Commands: ``worker``, ``stats``, ``workers``, ``job``, ``enqueue``, ``cancel``,
-``failed list|show|retry|purge``, ``pause``, ``resume``, ``hold``, ``release``, ``check-names``, ``dashboard``. Bulk actions on the
-failed set need ``--all`` and name what they touched.
+``failed list|show|retry|purge``, ``pause``, ``resume``, ``hold``, ``release``, ``check-names``, ``dashboard``.
+Bulk actions on the failed set need ``--all`` and name what they touched.
 Every command takes ``--queue``; the read commands take ``--json``.
 """
 
@@ -295,7 +295,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     try:
         from .dashboard._serve import serve
     except ImportError as exc:
-        raise ConfigurationError(f"the dashboard needs the web extra ({exc.name} is missing): pip install 'scalr-queue[web]'")
+        need = f"the dashboard needs the web extra ({exc.name} is missing): pip install 'scalr-queue[web]'"
+        raise ConfigurationError(need) from None
     return serve(args.port, args.host, args.read_only)
 
 

@@ -43,7 +43,12 @@ async def act(dash: Dashboard, request: Request) -> Response:
     links = dash.links(request)
     job_id = form.get("job_id", "").strip()
     state = form.get("state") if form.get("state") in STATES else None
-    back = links.job(queue, job_id) if action in JOB_ACTIONS and job_id else links.queue(queue, state=state)
+    if action == "purge":  # the job is gone after it: back to the list it was in
+        back = links.queue(queue, state="failed")
+    elif action in JOB_ACTIONS and job_id:
+        back = links.job(queue, job_id)
+    else:
+        back = links.queue(queue, state=state)
     try:
         ok, text = await _do(dash, queue, action, job_id, form)
     except QueueUnavailableError:

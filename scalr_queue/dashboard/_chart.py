@@ -20,9 +20,7 @@ def sparkline(
 
     def points(values: Sequence[int]) -> str:
         step = (width - 2) / (buckets - 1)
-        return " ".join(
-            f"{1 + i * step:.1f},{height - 1 - (v / top) * (height - 2):.1f}" for i, v in enumerate(values)
-        )
+        return " ".join(f"{1 + i * step:.1f},{height - 1 - (v / top) * (height - 2):.1f}" for i, v in enumerate(values))
 
     return Markup(
         '<svg class="spark" role="img" viewBox="0 0 {w} {h}" width="{w}" height="{h}">'

@@ -2,8 +2,8 @@
 
 Arguments are redacted and long values cut here, before any template sees them. Queue names
 are discovered with a ``SCAN`` of the whole keyspace, which grows with the number of keys, so
-the names are kept for ``DISCOVERY_TTL`` seconds and refreshed in the background while the
-page answers with the names it has.
+the names are kept for ``SCALR_QUEUE_DASHBOARD_RESCAN`` seconds and refreshed in the background
+while the page answers with the names it has.
 """
 
 from __future__ import annotations
@@ -17,18 +17,17 @@ from typing import Any
 
 from markupsafe import Markup
 
+from .._codec import loads
 from .._errors import JobNotFoundError
+from .._settings import QUEUE_NAME_RE
 from ..observe import _inspect
 from ..producer._job import JobStatus
-from .._codec import loads
-from .._settings import QUEUE_NAME_RE
 from ..redis._keys import RESULT_PREFIX, failed_jobs_key, failed_key, finished_key, held_key, leases_key, queue_key
 from ._chart import sparkline
 from ._context import Dashboard
 from ._render import Preview, as_text, preview, redact
 
 STATES: tuple[str, ...] = _inspect.JOB_STATES
-DISCOVERY_TTL = 60.0
 BUCKETS = 12  # the overview's chart: the last hour in five-minute buckets
 BUCKET_MS = 3600 * 1000 // BUCKETS
 WHEN_LABEL = {
@@ -155,7 +154,7 @@ async def queue_names(dash: Dashboard) -> list[str]:
         dash.queue_cache = (time.monotonic(), names)
         return names
     at, names = cached
-    if time.monotonic() - at > DISCOVERY_TTL and not _refreshing:
+    if time.monotonic() - at > dash.settings.rescan and not _refreshing:
         dash.queue_cache = (time.monotonic(), names)  # one refresh at a time
         task = asyncio.get_running_loop().create_task(_rediscover(dash))
         _refreshing.add(task)
@@ -249,9 +248,7 @@ async def workers(dash: Dashboard, names: Sequence[str]) -> list[WorkerRow]:
 
 
 async def jobs_page(dash: Dashboard, queue: str, state: str, task: str | None, cursor: str | None) -> JobsPage:
-    page = await _inspect.list_jobs(
-        dash.client, queue, state, task=task, limit=dash.settings.page_size, cursor=cursor
-    )
+    page = await _inspect.list_jobs(dash.client, queue, state, task=task, limit=dash.settings.page_size, cursor=cursor)
     rows = [
         JobRow(
             job_id=j.job_id,

@@ -39,8 +39,13 @@ class DashboardSettings(BaseSettings):
     )
     page_size: int = Field(50, ge=1, le=1000, description="jobs per page of a queue's job list")
     queues: str | None = Field(
-        None,
-        description="comma-separated queue names to show; unset: every queue found in Redis (rescanned each minute)",
+        None, description="comma-separated queue names to show; unset: every queue found in Redis (see `rescan`)"
+    )
+    rescan: float = Field(
+        60.0,
+        ge=0.1,
+        le=86400.0,
+        description="seconds between background SCANs for new queues (a SCAN walks every key in Redis)",
     )
 
     @field_validator("token", "password")

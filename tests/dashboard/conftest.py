@@ -22,7 +22,12 @@ def tasks_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def served_env(redis_server: RedisServer) -> dict[str, str]:
-    return {"REDIS_URL": redis_server.url, **TEST_ENV, "SCALR_QUEUE_DASHBOARD_REFRESH": "0.3"}
+    return {
+        "REDIS_URL": redis_server.url,
+        **TEST_ENV,
+        "SCALR_QUEUE_DASHBOARD_REFRESH": "0.3",
+        "SCALR_QUEUE_DASHBOARD_RESCAN": "0.5",
+    }
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 SCREENSHOTS = ROOT / "docs" / "img"
 
-TASKS = '''
+TASKS = """
 import asyncio
 import os
 
@@ -48,7 +48,7 @@ async def slow(ctx, seconds: float):
 
 
 tasks = [echo, big, fails_until_marked, slow]
-'''
+"""
 
 
 def write_tasks(directory: Path) -> Path:
@@ -62,7 +62,7 @@ class Served:
     def __init__(self, env: dict[str, str], *args: str) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.TemporaryFile("w+")
+        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed by stop(): it outlives __init__)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "scalr_queue.cli", "dashboard", "--port", str(self.port), *args],
             cwd=ROOT,

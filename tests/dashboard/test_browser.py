@@ -47,6 +47,15 @@ def _alert(driver: Any) -> Any:
         return None
 
 
+def _see(driver: Any, css: str, expected: str, *, exact: bool = True) -> None:
+    """Wait until ``css`` reads ``expected`` (a live refresh may be replacing it right now)."""
+    _wait(
+        driver,
+        f"{css} to read {expected!r} (it reads {_text(driver, css)!r})",
+        lambda d: _text(d, css) == expected if exact else expected in _text(d, css),
+    )
+
+
 def _text(driver: Any, css: str) -> str:
     from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
@@ -81,14 +90,14 @@ async def test_overview_shows_every_queue_and_refreshes_without_a_reload(
     with pytest.raises(scalr_queue.JobFailedError):
         await failed.result(timeout=10)
     browser.get(served.base_url + "/")
-    assert _text(browser, 'tr[data-queue="default"] td[data-count="scheduled"]') == "3"
-    assert _text(browser, 'tr[data-queue="default"] td[data-count="failed"]') == "1"
-    assert _text(browser, 'tr[data-queue="reports"] td[data-count="ready"]') == "1"
-    assert _text(browser, 'tr[data-queue="reports"] td[data-count="scheduled"]') == "1"
-    assert "paused" in _text(browser, 'tr[data-queue="reports"]')
-    assert _text(browser, 'tr[data-queue="default"] td[data-count="workers"]') == "1"
-    assert "3 / 1 (25.0% failed)" in _text(browser, 'tr[data-queue="default"] td.chart .rate')
-    assert _text(browser, "table.workers tbody tr td:nth-child(2)") == "default"
+    _see(browser, 'tr[data-queue="default"] td[data-count="scheduled"]', "3")
+    _see(browser, 'tr[data-queue="default"] td[data-count="failed"]', "1")
+    _see(browser, 'tr[data-queue="reports"] td[data-count="ready"]', "1")
+    _see(browser, 'tr[data-queue="reports"] td[data-count="scheduled"]', "1")
+    _see(browser, 'tr[data-queue="reports"]', "paused", exact=False)
+    _see(browser, 'tr[data-queue="default"] td[data-count="workers"]', "1")
+    _see(browser, 'tr[data-queue="default"] td.chart .rate', "3 / 1 (25.0% failed)", exact=False)
+    _see(browser, "table.workers tbody tr td:nth-child(2)", "default")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(SCREENSHOTS / "dashboard-overview.png"))
 
@@ -109,16 +118,16 @@ async def test_script_argument_is_shown_as_text_and_never_runs(
     await job.result(timeout=10)
     browser.get(f"{served.base_url}/queues/default/jobs/{job.job_id}")
     assert browser.execute_script("return typeof window.__x") == "undefined"
-    assert _text(browser, "#status") == "complete"
-    assert SCRIPT in _text(browser, "#kwargs")
-    assert SCRIPT in _text(browser, "#result")
+    _see(browser, "#status", "complete")
+    _see(browser, "#kwargs", SCRIPT, exact=False)
+    _see(browser, "#result", SCRIPT, exact=False)
     source = browser.page_source
     assert "hunter2" not in source and "t0ps3cret" not in source, "redacted by SCALR_QUEUE_DASHBOARD_REDACT's default"
-    assert "[redacted]" in _text(browser, "#kwargs")
-    assert "complete" in _text(browser, "table.tries")
+    _see(browser, "#kwargs", "[redacted]", exact=False)
+    _see(browser, "table.tries", "complete", exact=False)
 
     browser.get(f"{served.base_url}/queues/default?state=complete")
-    assert job.job_id in _text(browser, "table.jobs")
+    _see(browser, "table.jobs", job.job_id, exact=False)
     assert browser.execute_script("return typeof window.__x") == "undefined"
 
 
@@ -130,19 +139,17 @@ async def test_retry_button_runs_a_failed_job_again(
     with pytest.raises(scalr_queue.JobFailedError):
         await job.result(timeout=10)
     browser.get(f"{served.base_url}/queues/default/jobs/{job.job_id}")
-    assert _text(browser, "#status") == "failed"
-    assert "does not exist yet" in _text(browser, "main")
+    _see(browser, "#status", "failed")
+    _see(browser, "main", "does not exist yet", exact=False)
     marker.write_text("now it does")
     _click_and_confirm(browser, "retry")
     _wait(browser, "the retry's result line", lambda d: "retried" in _text(d, "#flash"))
     await wait_until(lambda: _status(job.job_id), timeout=10, what="the retried job to run")
-    await wait_until(
-        lambda: _is(job.job_id, JobStatus.COMPLETE), timeout=10, what="the retried job to complete"
-    )
+    await wait_until(lambda: _is(job.job_id, JobStatus.COMPLETE), timeout=10, what="the retried job to complete")
     assert await redis.zscore(failed_key("default"), job.job_id) is None
     _wait(browser, "the page to show it complete", lambda d: _text(d, "#status") == "complete")
     _wait(browser, "both tries listed", lambda d: len(d.find_elements("css selector", "table.tries tbody tr")) == 2)
-    assert "does not exist yet" in _text(browser, "table.tries"), "the first try's error stays visible"
+    _see(browser, "table.tries", "does not exist yet", exact=False)
     browser.set_window_size(1360, 1250)
     browser.save_screenshot(str(SCREENSHOTS / "dashboard-job.png"))
     browser.set_window_size(1360, 900)
@@ -159,7 +166,7 @@ async def test_cancel_button_stops_a_running_job(
     job = await scalr_queue.enqueue("slow", seconds=60)
     await wait_until(lambda: _is(job.job_id, JobStatus.IN_PROGRESS), timeout=10, what="the job to start")
     browser.get(f"{served.base_url}/queues/default/jobs/{job.job_id}")
-    assert _text(browser, "#status") == "in_progress"
+    _see(browser, "#status", "in_progress")
     _click_and_confirm(browser, "cancel")
     _wait(browser, "the cancel's result line", lambda d: "cancelling" in _text(d, "#flash"))
     await wait_until(lambda: _is(job.job_id, JobStatus.CANCELLED), timeout=10, what="the job to be cancelled")
@@ -174,7 +181,7 @@ async def test_pause_button_stops_claims_and_resume_restarts_them(
     _click_and_confirm(browser, "pause")
     _wait(browser, "the pause's result line", lambda d: "paused" in _text(d, "#flash"))
     assert await redis.exists(paused_key("default"))
-    assert _text(browser, "#paused") == "paused"
+    _see(browser, "#paused", "paused")
     job = await scalr_queue.enqueue("echo", after="pause")
     await asyncio.sleep(0.5)  # a claim would take milliseconds; nothing may claim while paused
     assert await _status(job.job_id) is JobStatus.QUEUED

@@ -15,7 +15,7 @@ import scalr_queue
 from scalr_queue import ConfigurationError, JobStatus
 from scalr_queue.dashboard import create_app, load_dashboard_settings, router
 from scalr_queue.dashboard._access import CSRF_COOKIE
-from scalr_queue.redis._keys import paused_key
+from scalr_queue.redis._keys import failed_key, paused_key
 
 LOOPBACK = ("127.0.0.1", 50000)
 ELSEWHERE = ("203.0.113.7", 50000)
@@ -120,15 +120,13 @@ async def test_pause_with_the_token_pauses_and_says_so(http: httpx.AsyncClient, 
     assert "queue default paused</p>" not in again.text, "a result is shown once"
 
 
-async def test_read_only_hides_every_action_and_refuses_posts(
-    make_app: Callable[..., FastAPI], redis: Redis
-) -> None:
+async def test_read_only_hides_every_action_and_refuses_posts(make_app: Callable[..., FastAPI], redis: Redis) -> None:
     job = await scalr_queue.enqueue("anything", _defer_by=600)
     async with _client(make_app(read_only=True)) as http:
         for path in ("/", "/queues/default", f"/queues/default/jobs/{job.job_id}"):
             page = await http.get(path)
             assert page.status_code == 200
-            assert "<button type=\"submit\" class" not in page.text and 'method="post"' not in page.text
+            assert '<button type="submit" class' not in page.text and 'method="post"' not in page.text
         token = str(http.cookies[CSRF_COOKIE])
         refused = await http.post("/queues/default/actions/pause", data={"csrf_token": token})
         assert refused.status_code in (404, 405)
@@ -165,9 +163,7 @@ async def test_search_finds_the_queue_of_a_job(http: httpx.AsyncClient) -> None:
     assert missing.status_code == 404 and "No job" in missing.text
 
 
-async def test_queue_pages_walk_a_long_queue_with_a_cursor(
-    make_app: Callable[..., FastAPI], redis: Redis
-) -> None:
+async def test_queue_pages_walk_a_long_queue_with_a_cursor(make_app: Callable[..., FastAPI], redis: Redis) -> None:
     ids = [(await scalr_queue.enqueue("anything", i=i, _defer_by=600 + i)).job_id for i in range(7)]
     async with _client(make_app(page_size=3)) as http:
         seen: list[str] = []
@@ -191,7 +187,9 @@ async def test_hold_and_release_from_the_queue_page(http: httpx.AsyncClient) -> 
     assert await scalr_queue.get_client().holds() == ["anything where n == 1"]
     page = await http.get("/queues/default")
     assert "anything where n == 1" in page.text
-    bad = await http.post("/queues/default/actions/hold", data={"csrf_token": token, "task": "anything", "where": "n ~ 1"})
+    bad = await http.post(
+        "/queues/default/actions/hold", data={"csrf_token": token, "task": "anything", "where": "n ~ 1"}
+    )
     assert bad.status_code == 303
     assert "expected KEYWORD OP VALUE" in (await http.get("/queues/default")).text
     await http.post("/queues/default/actions/release", data={"csrf_token": token, "task": "anything"})
@@ -220,13 +218,11 @@ async def test_mounted_under_a_prefix_links_stay_inside_it(redis_url: str) -> No
     assert "/queue/" not in app.openapi()["paths"], "a UI, not part of the app's API contract"
 
 
-async def test_a_large_result_is_cut_on_the_page_and_served_whole_apart(
-    http: httpx.AsyncClient, redis: Redis
-) -> None:
+async def test_a_large_result_is_cut_on_the_page_and_served_whole_apart(http: httpx.AsyncClient, redis: Redis) -> None:
     from scalr_queue._codec import result_payload
     from scalr_queue.redis._keys import RESULT_PREFIX
 
-    value = {"rows": ["row-%05d" % i for i in range(5000)], "token": "do-not-show"}
+    value = {"rows": [f"row-{i:05d}" for i in range(5000)], "token": "do-not-show"}
     job = {"f": "big", "a": [], "k": {}, "et": 1}
     payload, _ = result_payload(
         job_id="big1", job=job, queue="default", job_try=1, success=True, result=value, start_ms=2, finish_ms=3
@@ -240,3 +236,113 @@ async def test_a_large_result_is_cut_on_the_page_and_served_whole_apart(
     assert whole.headers["content-type"].startswith("text/plain")
     assert "row-04999" in whole.text
     assert "do-not-show" not in whole.text and "[redacted]" in whole.text
+
+
+async def _failed_jobs(redis: Redis, count: int) -> list[str]:
+    """Failed-set entries as the worker writes them, for jobs that never need a worker here."""
+    from scalr_queue.control._failed import failure_record
+    from scalr_queue.redis._keys import failed_jobs_key
+
+    ids = [f"failed-{i}" for i in range(count)]
+    for i, job_id in enumerate(ids):
+        job = {"f": "anything", "a": [], "k": {"i": i}, "et": 1}
+        error = {"type": "ValueError", "message": "boom", "traceback": "Traceback ...\nValueError: boom"}
+        record = failure_record(job_id=job_id, queue="default", job=job, tries=3, reason="error", error=error)
+        await redis.zadd(failed_key("default"), {job_id: 1000 + i})
+        await redis.hset(failed_jobs_key("default"), job_id, record)
+    return ids
+
+
+async def test_retry_all_and_purge_all_say_how_many(http: httpx.AsyncClient, redis: Redis) -> None:
+    ids = await _failed_jobs(redis, 3)
+    page = await http.get("/queues/default?state=failed")
+    assert all(i in page.text for i in ids) and "ValueError: boom" in page.text
+    token = str(http.cookies[CSRF_COOKIE])
+    await http.post("/queues/default/actions/retry-all", data={"csrf_token": token, "state": "failed"})
+    assert "retried 3 failed job(s)" in (await http.get("/queues/default")).text
+    assert await redis.zcard(failed_key("default")) == 0
+    assert await redis.zcard("arq:queue:default") == 3
+    await _failed_jobs(redis, 2)
+    done = await http.post("/queues/default/actions/purge-all", data={"csrf_token": token, "state": "bogus"})
+    assert done.headers["location"] == "/queues/default"
+    assert "purged 2 failed job(s)" in (await http.get("/queues/default")).text
+    assert await redis.zcard(failed_key("default")) == 0
+
+
+async def test_retry_all_names_what_it_left_behind(http: httpx.AsyncClient, redis: Redis) -> None:
+    ids = await _failed_jobs(redis, 1)
+    await scalr_queue.enqueue("anything", _job_id=ids[0], _defer_by=600)  # queued again already
+    token = await _csrf(http)
+    await http.post("/queues/default/actions/retry-all", data={"csrf_token": token})
+    assert "1 left in the failed set" in (await http.get("/queues/default")).text
+
+
+async def test_failed_job_page_retries_and_purges_one(http: httpx.AsyncClient, redis: Redis) -> None:
+    first, second = await _failed_jobs(redis, 2)
+    page = await http.get(f"/queues/default/jobs/{first}")
+    assert page.status_code == 200 and 'data-action="retry"' in page.text and "ValueError: boom" in page.text
+    token = str(http.cookies[CSRF_COOKIE])
+    await http.post("/queues/default/actions/retry", data={"csrf_token": token, "job_id": first})
+    assert await scalr_queue.get_job(first).status() is JobStatus.QUEUED
+    await http.post("/queues/default/actions/purge", data={"csrf_token": token, "job_id": second})
+    assert await redis.zcard(failed_key("default")) == 0
+    again = await http.post("/queues/default/actions/purge", data={"csrf_token": token, "job_id": second})
+    assert "is not in the failed set" in (await http.get(again.headers["location"])).text
+    missing = await http.post("/queues/default/actions/retry", data={"csrf_token": token})
+    assert "retry needs a job id" in (await http.get(missing.headers["location"])).text
+
+
+async def test_release_with_drop_deletes_the_held_jobs(http: httpx.AsyncClient) -> None:
+    token = await _csrf(http)
+    await http.post("/queues/default/actions/hold", data={"csrf_token": token, "task": "anything"})
+    again = await http.post("/queues/default/actions/hold", data={"csrf_token": token, "task": "anything"})
+    assert "was held already" in (await http.get(again.headers["location"])).text
+    await http.post("/queues/default/actions/release", data={"csrf_token": token, "task": "anything", "drop": "1"})
+    assert await scalr_queue.get_client().holds() == []
+    none = await http.post("/queues/default/actions/release", data={"csrf_token": token, "task": "anything"})
+    assert "no hold on anything" in (await http.get(none.headers["location"])).text
+
+
+async def test_unknown_action_and_oversized_form_are_refused(http: httpx.AsyncClient, redis: Redis) -> None:
+    token = await _csrf(http)
+    assert (await http.post("/queues/default/actions/explode", data={"csrf_token": token})).status_code == 404
+    huge = await http.post("/queues/default/actions/pause", data={"csrf_token": token, "x": "y" * 20_000})
+    assert huge.status_code == 400 and "over the 16384" in huge.text
+    assert not await redis.exists(paused_key("default"))
+
+
+async def test_resume_and_pause_twice_say_nothing_changed(http: httpx.AsyncClient) -> None:
+    token = await _csrf(http)
+    done = await http.post("/queues/default/actions/resume", data={"csrf_token": token})
+    assert "was resumed already" in (await http.get(done.headers["location"])).text
+
+
+async def test_queue_names_can_be_fixed_by_setting(make_app: Callable[..., FastAPI]) -> None:
+    await scalr_queue.enqueue("anything", _queue_name="hidden", _defer_by=600)
+    async with _client(make_app(queues="default, mail")) as http:
+        page = await http.get("/")
+    assert 'data-queue="mail"' in page.text and 'data-queue="hidden"' not in page.text
+
+
+async def test_new_queues_appear_after_the_rescan(make_app: Callable[..., FastAPI]) -> None:
+    import asyncio
+
+    async with _client(make_app(rescan=0.1)) as http:
+        assert 'data-queue="late"' not in (await http.get("/")).text
+        await scalr_queue.enqueue("anything", _queue_name="late", _defer_by=600)
+        await asyncio.sleep(0.15)
+        await http.get("/")  # stale names answer at once; the rescan runs behind it
+        for _ in range(50):
+            if 'data-queue="late"' in (await http.get("/")).text:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the new queue never appeared")
+
+
+async def test_task_filter_lists_only_that_task(make_app: Callable[..., FastAPI]) -> None:
+    a = await scalr_queue.enqueue("alpha", _defer_by=600)
+    b = await scalr_queue.enqueue("beta", _defer_by=601)
+    async with _client(make_app()) as http:
+        page = await http.get("/queues/default", params={"state": "scheduled", "task": "beta"})
+    assert b.job_id in page.text and a.job_id not in page.text
