@@ -141,3 +141,7 @@ requirements: ## Re-pin requirements.txt and requirements-dev.txt from pyproject
 clean: ## Remove caches and make dev's local Redis data (.run/); keeps the venv
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+
+.PHONY: bench-finish
+bench-finish: bootstrap ## What the try history and finished index cost FINISH, before against now (bench/finish.py)
+	$(PY) -m bench.finish

@@ -191,8 +191,13 @@ def result_payload(
     result: Any,
     start_ms: int,
     finish_ms: int,
+    worker: str | None = None,
+    trace_id: str | None = None,
 ) -> tuple[bytes, str | None]:
     """arq's result record (``t f a k et s r st ft q id``) as JSON, and why the result was dropped.
+
+    ``w`` (the worker) and ``ti`` (the trace id), when given, let the job's last try be read from
+    its result alone: the worker writes no separate try record for a job that ends on its first try.
 
     A result that cannot be encoded is replaced by an error record, so that the job's outcome
     (it ran) is still stored; the caller logs the reason. Only the result is checked for NaN:
@@ -217,6 +222,10 @@ def result_payload(
         "q": queue,
         "id": job_id,
     }
+    if worker is not None:
+        record["w"] = worker
+    if trace_id is not None:
+        record["ti"] = trace_id
     if problem:
         record["re"] = True
     head = orjson.dumps(record, option=_DUMPS_OPTS)

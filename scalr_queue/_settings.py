@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     failed_max: int = Field(
         10_000, ge=1, le=10_000_000, description="failed-set cap per queue; the oldest are dropped with a warning"
     )
+    finished_max: int = Field(
+        10_000,
+        ge=1,
+        le=10_000_000,
+        description="recently finished jobs listed per queue and end state (`scalr-queue jobs`); within keep_result",
+    )
     unknown_task_delay: Duration = Field(
         10.0, description="a job whose task this worker lacks (rolling deploy) is put back this long, not a try"
     )

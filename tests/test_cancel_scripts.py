@@ -16,6 +16,7 @@ from scalr_queue.control._cancel import cancel_suffix
 from scalr_queue.redis import _scripts
 from scalr_queue.redis._connection import eval_script
 from scalr_queue.redis._keys import (
+    FINISHED_STATES,
     IN_PROGRESS_PREFIX,
     JOB_PREFIX,
     RESULT_PREFIX,
@@ -24,9 +25,11 @@ from scalr_queue.redis._keys import (
     cancels_key,
     failed_jobs_key,
     failed_key,
+    finished_key,
     held_key,
     leases_key,
     queue_key,
+    tries_key,
     wake_key,
 )
 
@@ -48,16 +51,19 @@ async def cancel(redis: Redis, job_id: str, px: int = 60_000, reason: str | None
         CANCELS,
         failed_jobs_key(Q),
         held_key(Q),
+        finished_key(Q, "cancelled"),
+        tries_key(job_id),
     ]
-    args = [job_id, px, cancel_suffix(job_id, Q, reason, NOW), cancel_channel(Q), 60_000]
+    args = [job_id, px, cancel_suffix(job_id, Q, reason, NOW), cancel_channel(Q), 60_000, NOW, 100]
     return (await eval_script(redis, _scripts.CANCEL, keys, args)).decode()
 
 
 async def finish(redis: Redis, *ops: tuple[str, str, Any, Any, int]) -> None:
-    args: list[Any] = [NOW, 100, ME]
-    for op in ops:
-        args.extend(op)
+    args: list[Any] = [NOW, 100, ME, 100, 60_000, 60_000]
     keys = [QUEUE, failed_key(Q), failed_jobs_key(Q), wake_key(Q), LEASES, CANCELS]
+    keys += [finished_key(Q, state) for state in FINISHED_STATES]
+    for op in ops:
+        args.extend([*op, ""])
     await eval_script(redis, _scripts.FINISH, keys, args)
 
 

@@ -14,12 +14,15 @@ from redis.asyncio import Redis
 from scalr_queue.redis import _scripts
 from scalr_queue.redis._connection import eval_script
 from scalr_queue.redis._keys import (
+    FINISHED_STATES,
     IN_PROGRESS_PREFIX,
     JOB_PREFIX,
     RESULT_PREFIX,
     RETRY_PREFIX,
+    cancels_key,
     failed_jobs_key,
     failed_key,
+    finished_key,
     leases_key,
     paused_key,
     queue_key,
@@ -46,10 +49,10 @@ async def claim(redis: Redis, count: int = 10, now: int = NOW) -> tuple[list[str
 
 
 async def finish(redis: Redis, *ops: tuple[str, str, str, str, int], failed_max: int = 100) -> int:
-    args: list[Any] = [NOW, failed_max, ME]
+    args: list[Any] = [NOW, failed_max, ME, 100, 60_000, 60_000]
+    keys = [QUEUE, FAILED, FAILED_JOBS, WAKE, LEASES, cancels_key(Q), *(finished_key(Q, s) for s in FINISHED_STATES)]
     for op in ops:
-        args.extend(op)
-    keys = [QUEUE, FAILED, FAILED_JOBS, WAKE, LEASES]
+        args.extend([*op, ""])
     return int(await eval_script(redis, _scripts.FINISH, keys, args))
 
 
@@ -192,7 +195,12 @@ async def test_finish_done_keeps_the_result_and_removes_every_trace_of_the_run(r
     assert await finish(redis, ("D", "ok", "result", "", 60_000), ("D", "quiet", "", "", 60_000)) == 0
     assert await redis.get(RESULT_PREFIX + "ok") == b"result"
     assert 0 < await redis.pttl(RESULT_PREFIX + "ok") <= 60_000
-    assert sorted(await redis.keys("*")) == [(RESULT_PREFIX + "ok").encode()], "keep_result=0 leaves nothing"
+    index = finished_key(Q, "complete")
+    assert sorted(await redis.keys("*")) == [(RESULT_PREFIX + "ok").encode(), index.encode()], (
+        "keep_result=0 leaves nothing; a kept result is listed in the finished index"
+    )
+    assert await redis.zrange(index, 0, -1) == [b"ok"]
+    assert 0 < await redis.pttl(index) <= 60_000
 
 
 async def test_finish_done_is_recorded_even_after_the_lease_was_lost(redis: Redis) -> None:

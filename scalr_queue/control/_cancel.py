@@ -25,9 +25,11 @@ from ..redis._keys import (
     cancel_channel,
     cancels_key,
     failed_jobs_key,
+    finished_key,
     held_key,
     leases_key,
     queue_key,
+    tries_key,
 )
 
 if TYPE_CHECKING:
@@ -87,9 +89,19 @@ async def cancel_job(client: QueueAccess, job_id: str, queue: str, reason: objec
         cancels_key(queue),
         failed_jobs_key(queue),
         held_key(queue),
+        finished_key(queue, "cancelled"),
+        tries_key(job_id),
     ]
     px = int(client.settings.keep_result * 1000)
-    args = [job_id, px, cancel_suffix(job_id, queue, why, now), cancel_channel(queue), MARK_TTL_MS]
+    args = [
+        job_id,
+        px,
+        cancel_suffix(job_id, queue, why, now),
+        cancel_channel(queue),
+        MARK_TTL_MS,
+        now,
+        client.settings.finished_max,
+    ]
     redis = await client.redis()
     answer = await client.run(eval_script(redis, _scripts.CANCEL, keys, args), f"cancel job {job_id!r}")
     outcome = answer.decode() if isinstance(answer, bytes) else str(answer)

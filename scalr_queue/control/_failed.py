@@ -8,6 +8,8 @@ in the worker log). ``retry`` puts a job back with a fresh try count.
 from __future__ import annotations
 
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,9 @@ from ..redis._keys import failed_jobs_key, failed_key, queue_key, wake_key
 if TYPE_CHECKING:
     from .._protocols import QueueAccess
 
+
+# told (done, total) after each batch of a bulk retry or purge
+Progress = Callable[[int, int], None]
 
 # why retry_all left a job in the failed set
 NO_PAYLOAD = "no valid payload to run again; purge it instead"
@@ -183,14 +188,17 @@ class FailedJobs:
         )
         return {1: None, 0: GONE}.get(int(done), ALREADY_QUEUED)
 
-    async def retry_all(self, queue: str | None = None, *, batch_size: int = 500) -> RetryAllReport:
+    async def retry_all(
+        self, queue: str | None = None, *, batch_size: int = 500, progress: Progress | None = None
+    ) -> RetryAllReport:
         """Re-drive every failed job of the queue, oldest first, ``batch_size`` ids per read.
 
         The walk moves a cursor over failed-at times instead of an offset, so entries leaving the
         set as they are retried (or purged by someone else) never make it skip one; and it stops
         at the newest entry present when it started, so a job that fails again meanwhile is not
         picked up twice. Jobs it cannot re-drive stay in the set, each with the reason in the
-        report. QueueUnavailableError propagates: what was retried so far is queued, the rest is
+        report. ``progress(done, total)`` is called after each batch (total: the set's size at the
+        start). QueueUnavailableError propagates: what was retried so far is queued, the rest is
         still in the failed set, and running it again carries on from there.
         """
         if batch_size < 1:
@@ -198,7 +206,10 @@ class FailedJobs:
         q = self._queue(queue)
         redis = await self._client.redis()
         key = failed_key(q)
-        newest = await self._client.run(redis.zrange(key, -1, -1, withscores=True), "list failed jobs")
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.zrange(key, -1, -1, withscores=True)
+            pipe.zcard(key)
+            newest, total = await self._client.run(pipe.execute(), "list failed jobs")
         if not newest:
             return RetryAllReport(retried=[], not_retried={})
         until = newest[0][1]
@@ -220,17 +231,50 @@ class FailedJobs:
                 ids = [member for member, score in rows if score < last] + list(ties)
             low = f"({last!r}"
             records = await self._client.run(aw(redis.hmget(failed_jobs_key(q), ids)), "list failed jobs")
+            batch: dict[str, FailedJob | None] = {}
             for member, raw in zip(ids, records, strict=True):
                 job_id = member.decode() if isinstance(member, bytes) else str(member)
-                if job_id in seen:
-                    continue
-                seen.add(job_id)
-                why_not = GONE if raw is None else await self._redrive(FailedJob.from_record(loads(raw)), q)
+                if job_id not in seen:
+                    seen.add(job_id)
+                    batch[job_id] = None if raw is None else FailedJob.from_record(loads(raw))
+            for job_id, why_not in (await self._redrive_batch(batch, q)).items():
                 if why_not is None:
                     retried.append(job_id)
                 else:
                     not_retried[job_id] = why_not
+            if progress is not None:
+                progress(len(seen), max(int(total), len(seen)))
         return RetryAllReport(retried=retried, not_retried=not_retried)
+
+    async def _redrive_batch(self, batch: dict[str, FailedJob | None], q: str) -> dict[str, str | None]:
+        """``_redrive`` for a batch: the REDRIVE calls of the batch share one pipelined round trip."""
+        out: dict[str, str | None] = {}
+        runnable: list[FailedJob] = []
+        for job_id, failed in batch.items():
+            if failed is None:
+                out[job_id] = GONE
+            elif failed.task is None:
+                out[job_id] = NO_PAYLOAD
+            else:
+                out[job_id] = None  # keeps the walk's order; settled below
+                runnable.append(failed)
+        if not runnable:
+            return out
+        redis = await self._client.redis()
+        await self._client.run(aw(redis.script_load(_scripts.REDRIVE)), "retry failed job")
+        keys = [failed_key(q), failed_jobs_key(q), queue_key(q), wake_key(q)]
+        now_ms = int(time.time() * 1000)
+        async with redis.pipeline(transaction=False) as pipe:
+            for failed in runnable:
+                assert failed.task is not None
+                payload = job_payload(failed.task, dumps(failed.kwargs), now_ms, args=failed.args or None)
+                pipe.execute_command(
+                    "EVALSHA", _scripts.sha(_scripts.REDRIVE), len(keys), *keys, failed.job_id, now_ms, payload
+                )
+            replies = await self._client.run(pipe.execute(), "retry failed job")
+        for failed, done in zip(runnable, replies, strict=True):
+            out[failed.job_id] = {1: None, 0: GONE}.get(int(done), ALREADY_QUEUED)
+        return out
 
     async def purge(self, job_id: str, queue: str | None = None) -> int:
         """Delete one failed job; returns 1, or 0 when it was not in the set.
@@ -248,17 +292,45 @@ class FailedJobs:
             removed, _ = await self._client.run(pipe.execute(), "purge failed job")
         return int(removed)
 
-    async def purge_all(self, queue: str | None = None) -> PurgeAllReport:
-        """Delete every failed job of the queue in one transaction; says how many, and which.
+    async def purge_all(
+        self, queue: str | None = None, *, batch_size: int | None = None, progress: Progress | None = None
+    ) -> PurgeAllReport:
+        """Delete every failed job of the queue; says how many, and which.
 
-        The ids read are the newest ``PURGE_IDS_KEPT``, taken in the same MULTI as the delete,
-        so the report names exactly what was removed without holding a huge set in memory.
+        By default in one transaction: the ids read are the newest ``PURGE_IDS_KEPT``, taken in
+        the same MULTI as the delete, so the report names exactly what was removed without
+        holding a huge set in memory. With ``batch_size``, oldest first, ``batch_size`` per
+        transaction, so Redis never blocks on one huge delete and ``progress(done, total)`` can
+        follow it; jobs failing meanwhile are purged too, and the report names the newest removed.
         """
         q = self._queue(queue)
         redis = await self._client.redis()
+        if batch_size is not None:
+            return await self._purge_batches(q, batch_size, progress)
         async with redis.pipeline(transaction=True) as pipe:
             pipe.zcard(failed_key(q))
             pipe.zrevrange(failed_key(q), 0, PURGE_IDS_KEPT - 1)
             pipe.delete(failed_key(q), failed_jobs_key(q))
             count, ids, _ = await self._client.run(pipe.execute(), "purge failed jobs")
         return PurgeAllReport(count=int(count), job_ids=[i.decode() if isinstance(i, bytes) else str(i) for i in ids])
+
+    async def _purge_batches(self, q: str, batch_size: int, progress: Progress | None) -> PurgeAllReport:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        redis = await self._client.redis()
+        total = int(await self._client.run(aw(redis.zcard(failed_key(q))), "purge failed jobs"))
+        newest: deque[str] = deque(maxlen=PURGE_IDS_KEPT)
+        count = 0
+        while True:
+            ids = await self._client.run(redis.zrange(failed_key(q), 0, batch_size - 1), "purge failed jobs")
+            if not ids:
+                break
+            async with redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(failed_key(q), *ids)
+                pipe.hdel(failed_jobs_key(q), *ids)
+                removed, _ = await self._client.run(pipe.execute(), "purge failed jobs")
+            count += int(removed)
+            newest.extend(i.decode() if isinstance(i, bytes) else str(i) for i in ids)
+            if progress is not None:
+                progress(count, max(total, count))
+        return PurgeAllReport(count=count, job_ids=list(reversed(newest)))

@@ -25,6 +25,14 @@ TRACE_FIELD = "tc"
 INSTRUMENTATION_NAME = "scalr_queue"
 
 
+def trace_id_of(context: object) -> str | None:
+    """The trace id in a job's W3C trace context (``tc``: ``{"traceparent": "00-<trace>-<span>-01"}``)."""
+    if not isinstance(context, dict):
+        return None
+    parts = str(context.get("traceparent", "")).split("-")
+    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
+
+
 def disabled_by_environment() -> bool:
     """OpenTelemetry's documented switches, read the way its SDK and auto-instrumentation read them."""
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":

@@ -9,7 +9,7 @@ job, queues it and wakes a worker.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -47,6 +47,7 @@ from ._sender import ScriptSender
 if TYPE_CHECKING:
     from ..control._cancel import CancelOutcome
     from ..control._failed import FailedJobs
+    from ..observe._inspect import JobPage, JobTimeline, QueueOverview, WorkerDetail
     from ..observe._otel import Tracing
 
 T = TypeVar("T")
@@ -318,6 +319,40 @@ class QueueClient:
     async def workers(self, queue: str | None = None) -> list[WorkerInfo]:
         redis = await self.redis()
         return await self.run(live_workers(redis, queue or self.settings.queue_name), "list workers")
+
+    # -- the read model (what the CLI and the dashboard show; see scalr_queue.observe._inspect) --
+
+    async def list_queues(self, queues: Sequence[str] | None = None) -> list[QueueOverview]:
+        """Counts of every queue found (or of ``queues``): ready, scheduled, running, held, failed..."""
+        from ..observe import _inspect
+
+        return await _inspect.list_queues(self, queues)
+
+    async def list_jobs(
+        self,
+        queue: str | None = None,
+        state: str = "ready",
+        *,
+        task: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """A page of one state's jobs, fast at any queue size; see :func:`scalr_queue.observe._inspect.list_jobs`."""
+        from ..observe import _inspect
+
+        return await _inspect.list_jobs(self, queue, state, task=task, limit=limit, cursor=cursor)
+
+    async def job_timeline(self, job_id: str, queue: str | None = None) -> JobTimeline:
+        """A job's status, arguments, result or error, and every try; JobNotFoundError if unknown."""
+        from ..observe import _inspect
+
+        return await _inspect.job_timeline(self, job_id, queue)
+
+    async def worker_details(self, queues: Sequence[str] | None = None) -> list[WorkerDetail]:
+        """Live workers with host, pid, concurrency, last heartbeat and the jobs they run now."""
+        from ..observe import _inspect
+
+        return await _inspect.list_workers(self, queues)
 
     async def ping(self) -> float:
         """Round-trip time to Redis in seconds; raises QueueUnavailableError."""

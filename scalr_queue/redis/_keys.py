@@ -47,6 +47,11 @@ CANCEL_CHANNEL_PREFIX = "scalr:cancel:"
 PROGRESS_PREFIX = "scalr:progress:"
 # arq's own sorted set of job ids to abort (``arq.jobs.Job.abort()``), shared by every queue
 ARQ_ABORT_KEY = "arq:abort"
+# sorted set of recently finished job ids scored by finish epoch-ms, one per queue and end state
+# (complete, failed, cancelled); capped by SCALR_QUEUE_FINISHED_MAX, PX = keep_result, renewed by each finish
+FINISHED_PREFIX = "scalr:finished:"
+# list of one JSON record per try of a job (try, start, end, outcome, error); PX = the job's result's
+TRIES_PREFIX = "scalr:tries:"
 # id of the one worker that exports the queue's depth metrics; PX = 3 heartbeats, renewed by it
 REPORTER_PREFIX = "scalr:reporter:"
 
@@ -103,6 +108,18 @@ def cancels_key(queue: str) -> str:
 
 def cancel_channel(queue: str) -> str:
     return CANCEL_CHANNEL_PREFIX + queue
+
+
+def finished_key(queue: str, state: str) -> str:
+    """``state`` is ``complete``, ``failed`` or ``cancelled`` (see ``FINISHED_STATES``)."""
+    return f"{FINISHED_PREFIX}{queue}:{state}"
+
+
+FINISHED_STATES = ("complete", "failed", "cancelled")
+
+
+def tries_key(job_id: str) -> str:
+    return TRIES_PREFIX + job_id
 
 
 def progress_key(queue: str, job_id: str) -> str:

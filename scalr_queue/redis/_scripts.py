@@ -37,6 +37,9 @@ from ._keys import (
     RETRY_PREFIX,
 )
 
+# tries one job's history keeps (the newest); max_tries may be far larger
+TRIES_KEPT = 100
+
 # Worker-side scripts may run while Redis is at maxmemory (noeviction): a full Redis must still
 # drain, and claiming or finishing a job frees at least as much as it writes. Enqueue has no such
 # flag, so a full Redis refuses new work loudly instead. (Shebang flags need Redis >= 7.0.)
@@ -52,6 +55,7 @@ def _lua(source: str, *, allow_oom: bool = False) -> str:
         .replace("@FAILED@", FAILED_PREFIX)
         .replace("@FAILEDJOBS@", FAILED_JOBS_PREFIX)
         .replace("@NEXT@", NEXT_PREFIX)
+        .replace("@TRIESKEPT@", str(TRIES_KEPT))
     )
 
 
@@ -248,23 +252,51 @@ local function splice(payload, suffix)
 end
 """
 
-# KEYS: queue, failed, failed-jobs, wake, leases[, cancels]. ARGV: now_ms, failed_max, worker_id, then
-# groups of 5: action, job_id, data1, data2, num
+# KEYS: queue, failed, failed-jobs, wake, leases, cancels, finished-complete, finished-failed,
+# finished-cancelled, then the tries key of each op that carries an attempt, in op order.
+# ARGV: now_ms, failed_max, worker_id, finished_max, finished_px, live_px, then groups of 6:
+# action, job_id, data1, data2, num, attempt
 #   D (done)    data1 = result ('' = keep none), num = result px
 #   R (retry)   num = new score; counts as a try
 #   Q (requeue) num = new score; does not count as a try (shutdown, unknown task on this worker)
 #   F (failed)  data1 = failure record, data2 = result ('' = none), num = result px
 #   C (cancelled) data1 = result suffix, num = result px, both used when no cancel mark is found
+#   attempt: the try's JSON record, pushed on the job's tries list ('' = none), which expires with
+#   the result (result px; 0 deletes it) or, for a job that runs again, live_px after its new due time
 # R, Q and F hand the job's place to a waiting replacement (NEXT), if there is one; D and C leave it to CLAIM.
 # R, Q and C only act while this worker still holds the lease, or while its expired lease is still in
 # the leases set (nobody took the job over): after a takeover the job, even finished and gone,
 # belongs to the other worker. An R or Q of a job with a cancel mark ends it cancelled instead (a
-# cancel that landed while it was failing is not lost). Returns failed-set entries dropped.
+# cancel that landed while it was failing is not lost). A job that ends complete (result kept),
+# failed or cancelled goes into that state's finished index (scored by now), which keeps the
+# newest finished_max entries and expires finished_px after the last finish (finished_px 0: no
+# index; readers skip entries older than their keep_result). Returns failed-set entries dropped.
 FINISH = _lua(
     SPLICE
     + """
 local now = tonumber(ARGV[1])
 local failed_max = tonumber(ARGV[2])
+local finished_max, finished_px, live_px = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local indexed = {}
+-- the try's record on the job's history (its tries key: the op's own, from KEYS[10] on), expiring in px ms
+local histories = 9
+local key = false
+local function remember(attempt, px)
+  if attempt == '' then return end
+  if tonumber(px) <= 0 then
+    redis.call('DEL', key)
+    return
+  end
+  if redis.call('RPUSH', key, attempt) > @TRIESKEPT@ then redis.call('LTRIM', key, -@TRIESKEPT@, -1) end
+  redis.call('PEXPIRE', key, px)
+end
+-- KEYS[slot] is the finished index of the state the job ended in
+local function finished(slot, id)
+  if finished_px > 0 then
+    redis.call('ZADD', KEYS[slot], now, id)
+    indexed[slot] = true
+  end
+end
 local unleased, dels = {}, {}
 local requeued = 0
 local failed = 0
@@ -280,10 +312,14 @@ local function take_over(id)
   return math.max(tonumber(redis.call('ZSCORE', KEYS[1], id) or now), now)
 end
 -- one EXISTS per call, so jobs nobody cancels cost no command each
-local marks = #KEYS > 5 and redis.call('EXISTS', KEYS[6]) == 1
+local marks = redis.call('EXISTS', KEYS[6]) == 1
 local unmarked = {}
-for i = 4, #ARGV, 5 do
-  local action, id = ARGV[i], ARGV[i + 1]
+for i = 7, #ARGV, 6 do
+  local action, id, attempt = ARGV[i], ARGV[i + 1], ARGV[i + 5]
+  if attempt ~= '' then
+    histories = histories + 1
+    key = KEYS[histories]
+  end
   local ip = '@IP@' .. id
   local mark = false
   if marks then
@@ -304,7 +340,9 @@ for i = 4, #ARGV, 5 do
         local tries = redis.call('GET', '@RETRY@' .. id)
         if tries then suffix = ',"tries":' .. tries .. suffix end
         redis.call('SET', '@RESULT@' .. id, splice(redis.call('GET', '@JOB@' .. id), suffix), 'PX', px)
+        finished(9, id)
       end
+      remember(attempt, px)
       unleased[#unleased + 1] = id
       dels[#dels + 1] = '@JOB@' .. id
       dels[#dels + 1] = ip
@@ -313,6 +351,7 @@ for i = 4, #ARGV, 5 do
   elseif superseded then
     -- failed for good, but a replacement was waiting: it runs instead; the failure is not recorded
     redis.call('ZADD', KEYS[1], superseded, id)
+    remember(attempt, superseded - now + live_px)
     unleased[#unleased + 1] = id
     dels[#dels + 1] = ip
     requeued = requeued + 1
@@ -322,9 +361,12 @@ for i = 4, #ARGV, 5 do
       redis.call('HSET', KEYS[3], id, ARGV[i + 2])
       failed = failed + 1
       if ARGV[i + 3] ~= '' then redis.call('SET', '@RESULT@' .. id, ARGV[i + 3], 'PX', ARGV[i + 4]) end
+      finished(8, id)
     elseif ARGV[i + 2] ~= '' then
       redis.call('SET', '@RESULT@' .. id, ARGV[i + 2], 'PX', ARGV[i + 4])
+      finished(7, id)
     end
+    remember(attempt, ARGV[i + 4])
     unleased[#unleased + 1] = id
     dels[#dels + 1] = '@JOB@' .. id
     dels[#dels + 1] = ip
@@ -333,7 +375,9 @@ for i = 4, #ARGV, 5 do
     local owner = redis.call('GET', ip)
     if owner == ARGV[3] or (owner == false and redis.call('ZSCORE', KEYS[5], id)) then
       local waiting = take_over(id)
-      redis.call('ZADD', KEYS[1], waiting or ARGV[i + 4], id)
+      local due = waiting or tonumber(ARGV[i + 4])
+      redis.call('ZADD', KEYS[1], due, id)
+      remember(attempt, math.max(due - now, 0) + live_px)
       unleased[#unleased + 1] = id
       dels[#dels + 1] = ip
       if action == 'Q' and not waiting and redis.call('DECR', '@RETRY@' .. id) <= 0 then
@@ -347,6 +391,10 @@ if #unleased > 0 then redis.call('ZREM', KEYS[5], unpack(unleased)) end
 if #dels > 0 then redis.call('DEL', unpack(dels)) end
 if #unmarked > 0 then redis.call('HDEL', KEYS[6], unpack(unmarked)) end
 if requeued > 0 and redis.call('LLEN', KEYS[4]) == 0 then redis.call('LPUSH', KEYS[4], '1') end
+for slot in pairs(indexed) do
+  redis.call('ZREMRANGEBYRANK', KEYS[slot], 0, -finished_max - 1)
+  redis.call('PEXPIRE', KEYS[slot], finished_px)
+end
 local dropped = 0
 if failed > 0 then
   local over = redis.call('ZCARD', KEYS[2]) - failed_max
@@ -504,11 +552,12 @@ if redis.call('LLEN', KEYS[4]) == 0 then redis.call('LPUSH', KEYS[4], '1') end
 return 1
 """)
 
-# KEYS: job, queue, in-progress, result, retry, leases, cancels, failed-jobs, held.
-# ARGV: job_id, result px, result suffix, channel, mark_ttl_ms
+# KEYS: job, queue, in-progress, result, retry, leases, cancels, failed-jobs, held, finished-cancelled, tries.
+# ARGV: job_id, result px, result suffix, channel, mark_ttl_ms, now_ms, finished_max
 # Queued, scheduled, held, or leased by a dead worker (lease marker gone): removed, result kept as
-# cancelled. Running: marked, and its id published to the queue's workers (the one holding it
-# cancels the task; FINISH records it). Returns 'cancelled', 'cancelling', 'finished' (a result
+# cancelled, listed in the finished index (capped at finished_max) and its tries kept as long.
+# Running: marked, and its id published to the queue's workers (the one holding it cancels the
+# task; FINISH records it). Returns 'cancelled', 'cancelling', 'finished' (a result
 # or a failed-set entry exists: nothing changed) or 'not_found'.
 CANCEL = _lua(
     SPLICE
@@ -527,13 +576,63 @@ if redis.call('ZSCORE', KEYS[2], id) or redis.call('ZSCORE', KEYS[6], id) or red
   redis.call('ZREM', KEYS[6], id)
   redis.call('ZREM', KEYS[9], id)
   redis.call('DEL', KEYS[1], KEYS[5])
-  if ARGV[2] ~= '0' then redis.call('SET', KEYS[4], splice(payload, ARGV[3]), 'PX', ARGV[2]) end
+  if ARGV[2] ~= '0' then
+    redis.call('SET', KEYS[4], splice(payload, ARGV[3]), 'PX', ARGV[2])
+    redis.call('ZADD', KEYS[10], ARGV[6], id)
+    local over = redis.call('ZCARD', KEYS[10]) - tonumber(ARGV[7])
+    if over > 0 then redis.call('ZREMRANGEBYRANK', KEYS[10], 0, over - 1) end
+    if redis.call('PTTL', KEYS[10]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[10], ARGV[2]) end
+    redis.call('PEXPIRE', KEYS[11], ARGV[2])
+  else
+    redis.call('DEL', KEYS[11])
+  end
   return 'cancelled'
 end
 if redis.call('EXISTS', KEYS[4]) == 1 or redis.call('HEXISTS', KEYS[8], id) == 1 then return 'finished' end
 return 'not_found'
 """
 )
+
+
+# KEYS: zset. ARGV: min_score, max_score, limit, reverse (0|1), cursor_id ('' = first page), cursor_score
+# One page of a sorted set between two scores, after the cursor (the last row of the previous page):
+# by rank from the cursor's rank when it is still in the set (equal scores are never skipped), else
+# by score after the cursor's score. O(log N + limit) however large the set: the read model's paging.
+# Returns {id, score, id, score, ...}.
+PAGE = _lua("""
+local key, lo, hi, limit = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local rev, cid = ARGV[4] == '1', ARGV[5]
+if cid == '' then
+  if rev then return redis.call('ZREVRANGEBYSCORE', key, hi, lo, 'WITHSCORES', 'LIMIT', 0, limit) end
+  return redis.call('ZRANGEBYSCORE', key, lo, hi, 'WITHSCORES', 'LIMIT', 0, limit)
+end
+local rank
+if rev then rank = redis.call('ZREVRANK', key, cid) else rank = redis.call('ZRANK', key, cid) end
+if rank then
+  local rows
+  if rev then
+    rows = redis.call('ZREVRANGE', key, rank + 1, rank + limit, 'WITHSCORES')
+  else
+    rows = redis.call('ZRANGE', key, rank + 1, rank + limit, 'WITHSCORES')
+  end
+  local out = {}
+  for i = 1, #rows, 2 do
+    local score = tonumber(rows[i + 1])
+    if score < lo or score > hi then break end
+    out[#out + 1] = rows[i]
+    out[#out + 1] = rows[i + 1]
+  end
+  return out
+end
+-- the cursor's row is gone (claimed, retried, expired): carry on after its score
+local at = tonumber(ARGV[6])
+if rev then
+  local top = at > hi and ARGV[2] or '(' .. ARGV[6]
+  return redis.call('ZREVRANGEBYSCORE', key, top, lo, 'WITHSCORES', 'LIMIT', 0, limit)
+end
+local bottom = at < lo and ARGV[1] or '(' .. ARGV[6]
+return redis.call('ZRANGEBYSCORE', key, bottom, hi, 'WITHSCORES', 'LIMIT', 0, limit)
+""")
 
 
 _SHAS: dict[str, str] = {}

@@ -16,13 +16,14 @@ from typing import Any
 from arq.typing import StartupShutdown
 from arq.utils import args_to_string, truncate
 
-from .._codec import BadPayload, error_record, parse_job, result_payload
+from .._codec import BadPayload, dumps, error_record, parse_job, result_payload
 from .._errors import Fail, TaskArgumentsError
 from .._settings import Settings
 from .._tasks import TaskSpec, did_you_mean
 from ..control._cancel import cancel_suffix
 from ..control._failed import failure_record
 from ..observe._metrics import WorkerMetrics
+from ..observe._tracing import TRACE_FIELD, trace_id_of
 from ..redis._connection import REDIS_ERRORS
 from ..redis._keys import cancels_key
 from ._cancel_watch import HeardCancels
@@ -56,11 +57,42 @@ class JobExecution:
     on_job_start: StartupShutdown | None
     _shutting_down: bool
     _cancelling: dict[str, str | None]  # job id -> reason, for jobs whose task this worker is cancelling
+    _tries: dict[str, tuple[int, int, str | None]]  # job id -> (try, start epoch-ms, trace id) of the running try
+    worker_id: str
     _heard: HeardCancels
 
     @property
     def finisher(self) -> Finisher:
         raise NotImplementedError
+
+    def _last_attempt(
+        self, job_id: str, job_try: int, outcome: str, error: dict[str, str] | None = None, **extra: Any
+    ) -> bytes:
+        """A job's last try: none on a first try, whose result (start, end, worker, error) tells it all.
+
+        That keeps the history off the common path: a job that succeeds at once costs FINISH no
+        write beyond its result and its line in the finished index.
+        """
+        if job_try <= 1:
+            return b""
+        return self._attempt(job_id, outcome, error, **extra)
+
+    def _attempt(self, job_id: str, outcome: str, error: dict[str, str] | None = None, **extra: Any) -> bytes:
+        """The JSON record of the try that just ended, for the job's history (see ``Finisher.add``)."""
+        job_try, start, trace_id = self._tries.get(job_id, (0, now_ms(), None))
+        if trace_id is not None:
+            extra["trace_id"] = trace_id
+        record: dict[str, Any] = {
+            "try": job_try,
+            "start_ms": start,
+            "end_ms": now_ms(),
+            "outcome": outcome,
+            "worker": self.worker_id,
+            **extra,
+        }
+        if error is not None:
+            record["error"] = error
+        return dumps(record)
 
     async def _refuse(
         self,
@@ -79,6 +111,7 @@ class JobExecution:
 
     async def _run(self, job_id: str, raw: bytes | None, job_try: int, due_ms: int | None = None) -> None:
         """Run a claimed job; a cancel request, even one heard before the claim's reply, ends it cancelled."""
+        self._tries[job_id] = (job_try, now_ms(), None)
         if self._heard.pop(job_id) and await self._still_marked(job_id):
             self._cancelling.setdefault(job_id, None)
             self._finish_cancelled(job_id)
@@ -108,7 +141,8 @@ class JobExecution:
         self.jobs_cancelled += 1
         logger.info("job %s cancelled%s: not retried", job_id, f" ({reason})" if reason else "")
         suffix = cancel_suffix(job_id, self.queue, reason, now_ms())
-        self.finisher.add(("C", job_id, suffix, "", int(self.keep_result_s * 1000)))
+        attempt = self._attempt(job_id, "cancelled", reason=reason) if reason else self._attempt(job_id, "cancelled")
+        self.finisher.add(("C", job_id, suffix, "", int(self.keep_result_s * 1000)), attempt)
 
     async def _run_claimed(self, job_id: str, raw: bytes | None, job_try: int, due_ms: int | None = None) -> None:
         start = now_ms()
@@ -125,6 +159,7 @@ class JobExecution:
             return
         name = job["f"]
         job_try = max(job_try, int(job.get("t") or 0))
+        self._tries[job_id] = (job_try, start, trace_id_of(job.get(TRACE_FIELD)))
         if job.get("x") is not None and start > int(job["x"]):
             reason = "expired: not started before its _expires deadline"
             logger.warning("job %s:%s %s", job_id, name, reason)
@@ -193,7 +228,7 @@ class JobExecution:
                 task.uncancel()
             self.shutdown_requeued += 1
             logger.info("%s cancelled by shutdown: back on the queue, not counted as a try", ref)
-            self.finisher.add(("Q", job_id, "", "", now_ms()))
+            self.finisher.add(("Q", job_id, "", "", now_ms()), self._attempt(job_id, "requeued", reason="shutdown"))
             return
         except Exception as exc:  # every task error is handled: retried or recorded, never lost
             await self._attempt_failed(job_id, job, spec, job_try, exc, deadline.expired(), start, timeout_s)
@@ -222,10 +257,12 @@ class JobExecution:
                 result=result,
                 start_ms=start,
                 finish_ms=finish,
+                worker=self.worker_id,
+                trace_id=self._tries.get(job_id, (0, 0, None))[2],
             )
             if problem:
                 logger.warning("%s: %s; stored an error in its place", ref, problem)
-        self.finisher.add(("D", job_id, data, "", int(keep * 1000)))
+        self.finisher.add(("D", job_id, data, "", int(keep * 1000)), self._last_attempt(job_id, job_try, "complete"))
 
     async def _attempt_failed(
         self,
@@ -261,7 +298,9 @@ class JobExecution:
                 exc,
                 decision.delay,
             )
-            self.finisher.add(("R", job_id, "", "", now_ms() + int(decision.delay * 1000)))
+            retry_at = now_ms() + int(decision.delay * 1000)
+            attempt = self._attempt(job_id, "retry", error_record(exc), reason=decision.reason, retry_at_ms=retry_at)
+            self.finisher.add(("R", job_id, "", "", retry_at), attempt)
             return
         log = logger.error if not isinstance(exc, Fail) else logger.warning
         log(
@@ -329,5 +368,8 @@ class JobExecution:
                 result=error,
                 start_ms=start,
                 finish_ms=now_ms(),
+                worker=self.worker_id,
+                trace_id=self._tries.get(job_id, (0, 0, None))[2],
             )
-        self.finisher.add(("F", job_id, record, result, int(keep * 1000)))
+        attempt = self._last_attempt(job_id, job_try, "failed", error, reason=reason)
+        self.finisher.add(("F", job_id, record, result, int(keep * 1000)), attempt)

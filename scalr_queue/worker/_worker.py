@@ -121,6 +121,7 @@ class ScalrWorker(JobExecution, Worker):
         self._blocking: ScalrRedis | None = None
         self._listener: ScalrRedis | None = None
         self._cancelling: dict[str, str | None] = {}
+        self._tries: dict[str, tuple[int, int, str | None]] = {}  # running job id -> (try, start ms, trace id)
         self._heard = HeardCancels(ttl=max(60.0, settings.lease * 2))
         self.jobs_cancelled = 0
         self.cancel_watcher: CancelWatcher | None = None
@@ -213,6 +214,8 @@ class ScalrWorker(JobExecution, Worker):
             self.queue,
             self.worker_id,
             failed_max=self.settings.failed_max,
+            finished_max=self.settings.finished_max,
+            keep_result=self.keep_result_s,
             give_up_after=max(self.settings.lease, 5.0),
             op_timeout=self.op_timeout,
             on_redis_error=self._redis_down,
@@ -440,6 +443,7 @@ class ScalrWorker(JobExecution, Worker):
         self.tasks.pop(job_id, None)
         if task.cancelled() and job_id in self._cancelling:
             self._finish_cancelled(job_id)  # cancelled before its first step: _run never saw it
+        self._tries.pop(job_id, None)
         self._leases_lost.discard(job_id)
         self._slot_freed.set()
 
