@@ -41,13 +41,21 @@ async def fails_until_marked(ctx, marker: str):
     return "fixed"
 
 
+async def flaky_once(ctx, marker: str, invoice_id: int):
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise ConnectionError("the mail server timed out")
+    await ctx["progress"](3, total=3, message="sent")
+    return {"invoice_id": invoice_id, "sent": True}
+
+
 async def slow(ctx, seconds: float):
     await ctx["progress"](1, total=4, message="working")
     await asyncio.sleep(seconds)
     return "slept"
 
 
-tasks = [echo, big, fails_until_marked, slow]
+tasks = [echo, big, fails_until_marked, flaky_once, slow]
 """
 
 

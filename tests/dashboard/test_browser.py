@@ -148,9 +148,23 @@ async def test_retry_button_runs_a_failed_job_again(
     await wait_until(lambda: _is(job.job_id, JobStatus.COMPLETE), timeout=10, what="the retried job to complete")
     assert await redis.zscore(failed_key("default"), job.job_id) is None
     _wait(browser, "the page to show it complete", lambda d: _text(d, "#status") == "complete")
+    _see(browser, "#result", '"fixed"')
+
+
+async def test_job_page_lists_every_try_with_its_error_and_traceback(
+    redis_url: str, served: Served, worker: LoggedWorker, browser: Any, tmp_path: Path
+) -> None:
+    job = await scalr_queue.enqueue("flaky_once", marker=str(tmp_path / "tried"), invoice_id=42)
+    assert await job.result(timeout=10) == {"invoice_id": 42, "sent": True}
+    browser.get(f"{served.base_url}/queues/default/jobs/{job.job_id}")
+    _see(browser, "#status", "complete")
     _wait(browser, "both tries listed", lambda d: len(d.find_elements("css selector", "table.tries tbody tr")) == 2)
-    _see(browser, "table.tries", "does not exist yet", exact=False)
-    browser.set_window_size(1360, 1250)
+    _see(browser, "table.tries tbody tr:first-child", "retry", exact=False)
+    _see(browser, "table.tries tbody tr:first-child", "ConnectionError: the mail server timed out", exact=False)
+    assert "Traceback (most recent call last)" in browser.page_source, "the failed try's traceback is on the page"
+    _see(browser, "table.tries tbody tr:last-child", "complete", exact=False)
+    _see(browser, ".timeline", "enqueued", exact=False)
+    browser.set_window_size(1360, 1300)
     browser.save_screenshot(str(SCREENSHOTS / "dashboard-job.png"))
     browser.set_window_size(1360, 900)
 
