@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -41,6 +42,8 @@ class Dashboard:
         self._client = client
         self.env = environment()
         self.queue_cache: tuple[float, list[str]] | None = None  # discovered queue names and when
+        self.discovery: asyncio.Task[None] | None = None  # the scan for queue names, while it runs
+        self.discovery_error: Exception | None = None  # how the last scan failed, for the page that waited
 
     @property
     def client(self) -> QueueClient:

@@ -16,9 +16,11 @@ STATIC_TYPES = {"dashboard.css": "text/css; charset=utf-8", "dashboard.js": "tex
 
 
 async def overview(dash: Dashboard, request: Request) -> Response:
-    queues = await _reads.queue_rows(dash)
-    workers = await _reads.workers(dash, [q.name for q in queues])
-    return dash.page(request, "overview", queues=queues, workers=workers)
+    names = await _reads.queue_names(dash)
+    discovering = _reads.still_discovering(dash)  # read before any other await lets the scan end
+    queues = await _reads.queue_rows(dash, names)
+    workers = await _reads.workers(dash, names)
+    return dash.page(request, "overview", queues=queues, workers=workers, discovering=discovering)
 
 
 async def workers(dash: Dashboard, request: Request) -> Response:

@@ -40,7 +40,7 @@ WHEN_LABEL = {
     "cancelled": "Cancelled",
 }
 
-_refreshing: set[asyncio.Task[None]] = set()  # background discoveries, kept referenced until done
+FIRST_SCAN_WAIT = 0.05  # seconds a page waits for the first queue discovery before showing what it has
 
 
 @dataclass(frozen=True)
@@ -144,29 +144,44 @@ class JobView:
 
 
 async def queue_names(dash: Dashboard) -> list[str]:
-    """The configured queues, else the discovered ones (cached; refreshed in the background)."""
+    """The configured queues, else the discovered ones: cached, rescanned in the background.
+
+    No page waits long for a ``SCAN``: the first one gets ``FIRST_SCAN_WAIT`` seconds (plenty for
+    a small keyspace); past that the page shows the default queue and the live refresh fills in
+    the rest when the scan ends. A scan that failed is raised to the page that waited for it.
+    """
     configured = dash.settings.queue_list
     if configured is not None:
         return configured
     cached = dash.queue_cache
-    if cached is None:
-        names = await _inspect.discover_queues(dash.client)
-        dash.queue_cache = (time.monotonic(), names)
-        return names
-    at, names = cached
-    if time.monotonic() - at > dash.settings.rescan and not _refreshing:
-        dash.queue_cache = (time.monotonic(), names)  # one refresh at a time
-        task = asyncio.get_running_loop().create_task(_rediscover(dash))
-        _refreshing.add(task)
-        task.add_done_callback(_refreshing.discard)
-    return names
+    if cached is not None and time.monotonic() - cached[0] <= dash.settings.rescan:
+        return cached[1]
+    loop = asyncio.get_running_loop()
+    task = dash.discovery
+    if task is None or task.done() or task.get_loop() is not loop:
+        task = dash.discovery = loop.create_task(_discover(dash))
+    if cached is not None:
+        return cached[1]  # stale while the rescan runs
+    done, _ = await asyncio.wait({task}, timeout=FIRST_SCAN_WAIT)
+    if task in done:
+        task.result()
+        if dash.discovery_error is not None:
+            error, dash.discovery_error = dash.discovery_error, None
+            raise error
+    return dash.queue_cache[1] if dash.queue_cache is not None else [dash.client.settings.queue_name]
 
 
-async def _rediscover(dash: Dashboard) -> None:
+def still_discovering(dash: Dashboard) -> bool:
+    """True while the first scan runs: the page lists only the default queue so far."""
+    return dash.queue_cache is None and dash.discovery is not None and not dash.discovery.done()
+
+
+async def _discover(dash: Dashboard) -> None:
+    """One scan; its failure is kept for the page waiting on it (a background task raises to no one)."""
     try:
         dash.queue_cache = (time.monotonic(), await _inspect.discover_queues(dash.client))
-    except Exception:  # the next page view tries again; the stale names are still shown
-        dash.queue_cache = None
+    except Exception as exc:  # the next page view scans again; stale names, if any, are still shown
+        dash.discovery_error = exc
 
 
 async def _charts(dash: Dashboard, names: Sequence[str]) -> list[tuple[list[int], list[int]]]:

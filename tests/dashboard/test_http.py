@@ -346,3 +346,26 @@ async def test_task_filter_lists_only_that_task(make_app: Callable[..., FastAPI]
     async with _client(make_app()) as http:
         page = await http.get("/queues/default", params={"state": "scheduled", "task": "beta"})
     assert b.job_id in page.text and a.job_id not in page.text
+
+
+async def test_a_slow_first_scan_shows_the_default_queue_and_fills_in_later(
+    make_app: Callable[..., FastAPI], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from scalr_queue.dashboard import _reads
+
+    monkeypatch.setattr(_reads, "FIRST_SCAN_WAIT", 0.0)  # as if the keyspace were huge
+    await scalr_queue.enqueue("anything", _queue_name="mail", _defer_by=600)
+    async with _client(make_app()) as http:
+        first = await http.get("/?partial=live")
+        assert 'data-queue="default"' in first.text and 'data-queue="mail"' not in first.text
+        assert "Looking for more queues" in first.text
+        for _ in range(100):
+            later = await http.get("/?partial=live")
+            if 'data-queue="mail"' in later.text:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the scan's queues never appeared")
+        assert "Looking for more queues" not in later.text
