@@ -11,8 +11,9 @@ pipelined ``SET`` + ``ZADD`` (real payloads from the codec, 10,000 per round tri
 bounded by the job count and takes no worker. Then ``scalr-queue dashboard`` is started as a real
 process and each page is fetched over HTTP, one request at a time: the overview, a queue's first
 page of ready jobs, a page a hundred pages deep (by cursor), and one job. The first overview is
-reported apart: it pays for discovering the queues with ``SCAN`` (later ones reuse the names,
-refreshed in the background). The markdown table goes to stdout, the samples to
+reported apart: it starts the ``SCAN`` that discovers the queues and answers without waiting for
+it; the time that scan takes is reported too (later overviews reuse the names, rescanned in the
+background). The markdown table goes to stdout, the samples to
 ``bench/results/<UTC>-dashboard.json``.
 """
 
@@ -111,13 +112,19 @@ def main(argv: list[str] | None = None) -> int:
                             raise SystemExit("bench.dashboard: the dashboard did not start") from None
                         time.sleep(0.05)
                 first = timed(http, "/", 1)
+                scan_deadline = time.monotonic() + 120
+                while "Looking for more queues" in http.get("/?partial=live").text:  # the scan ends
+                    if time.monotonic() > scan_deadline:
+                        raise SystemExit("bench.dashboard: the queue scan did not end within 120 s")
+                    time.sleep(0.1)
+                scan_s = time.monotonic() - scan_deadline + 120
                 cursor = ""
                 for _ in range(100):  # walk a hundred pages deep, as a user clicking "next" would
                     page = http.get(f"/queues/default?state=ready{cursor}")
                     href = page.text.split('rel="next"')[0].rsplit('href="', 1)[1].split('"')[0]
                     cursor = "&cursor=" + httpx.QueryParams(href.split("?", 1)[1].replace("&amp;", "&"))["cursor"]
                 results = {
-                    "overview (first: SCAN discovers the queues)": _stats(first),
+                    "overview, first (answers before the queue SCAN ends)": _stats(first),
                     "overview": _stats(timed(http, "/", args.rounds)),
                     "overview, live part": _stats(timed(http, "/?partial=live", args.rounds)),
                     "queue page, ready, first page": _stats(timed(http, "/queues/default?state=ready", args.rounds)),
@@ -130,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(15)
-    print(f"\n{args.jobs:,} ready jobs, {keys:,} keys; filled in {fill_s:.1f} s\n")
+    print(f"\n{args.jobs:,} ready jobs, {keys:,} keys; filled in {fill_s:.1f} s; queue SCAN took {scan_s:.1f} s\n")
     print("| page | n | p50 ms | p95 ms | max ms |\n|---|---|---|---|---|")
     for name, s in results.items():
         print(f"| {name} | {s['n']:.0f} | {s['p50_ms']:.1f} | {s['p95_ms']:.1f} | {s['max_ms']:.1f} |")
@@ -139,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\noverview p95 {overview:.1f} ms: {verdict} the {TARGET_MS:.0f} ms target")
     RESULTS.mkdir(exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = {"jobs": args.jobs, "keys": keys, "fill_s": fill_s, "pages": results}
+    out = {"jobs": args.jobs, "keys": keys, "fill_s": fill_s, "scan_s": scan_s, "pages": results}
     (RESULTS / f"{stamp}-dashboard.json").write_text(json.dumps(out, indent=2))
     return 0 if overview < TARGET_MS else 1
 

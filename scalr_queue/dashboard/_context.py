@@ -41,6 +41,8 @@ class Dashboard:
         self.read_only = settings.read_only if read_only is None else read_only
         self._client = client
         self.env = environment()
+        for name in self.env.list_templates():  # compiled now, not on some user's first page view
+            self.env.get_template(name)
         self.queue_cache: tuple[float, list[str]] | None = None  # discovered queue names and when
         self.discovery: asyncio.Task[None] | None = None  # the scan for queue names, while it runs
         self.discovery_error: Exception | None = None  # how the last scan failed, for the page that waited

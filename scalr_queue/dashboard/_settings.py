@@ -26,8 +26,8 @@ class DashboardSettings(BaseSettings):
     )
 
     token: SecretStr | None = Field(None, description="bearer token every request must carry; unset: no token")
-    username: str | None = Field(None, description="HTTP basic user name (with `password`)")
-    password: SecretStr | None = Field(None, description="HTTP basic password (with `username`)")
+    username: str | None = Field(None, description="HTTP basic user name (with `SCALR_QUEUE_DASHBOARD_PASSWORD`)")
+    password: SecretStr | None = Field(None, description="HTTP basic password (with `SCALR_QUEUE_DASHBOARD_USERNAME`)")
     read_only: bool = Field(False, description="hide every action (retry, purge, cancel, pause, hold)")
     redact: str = Field(
         DEFAULT_REDACT,
@@ -39,7 +39,7 @@ class DashboardSettings(BaseSettings):
     )
     page_size: int = Field(50, ge=1, le=1000, description="jobs per page of a queue's job list")
     queues: str | None = Field(
-        None, description="comma-separated queue names to show; unset: every queue found in Redis (see `rescan`)"
+        None, description="comma-separated queue names to show; unset: every queue found in Redis"
     )
     rescan: float = Field(
         60.0,
@@ -88,3 +88,16 @@ def load_dashboard_settings(**overrides: Any) -> DashboardSettings:
             msg = str(err["msg"]).removeprefix("Value error, ")
             lines.append(f"invalid setting {name}: {msg}" if loc else msg)
         raise ConfigurationError("; ".join(lines)) from None
+
+
+def render_table() -> str:
+    """The settings as the markdown table in docs/dashboard.md (a test keeps the two equal)."""
+    rows = ["| Variable | Default | What it does |", "| --- | --- | --- |"]
+    for name, field in DashboardSettings.model_fields.items():
+        default = (
+            "unset"
+            if field.default is None
+            else f"`{str(field.default).lower() if isinstance(field.default, bool) else field.default}`"
+        )
+        rows.append(f"| `SCALR_QUEUE_DASHBOARD_{name.upper()}` | {default} | {field.description} |")
+    return "\n".join(rows)

@@ -64,3 +64,12 @@ def test_sparkline_is_numbers_only_and_escapes_its_label() -> None:
     assert "<b>" not in svg and "&lt;b&gt;" in svg
     assert svg.count("<polyline") == 2
     assert 'points="1.0,27.0' in svg, "the first bucket of zero sits on the baseline"
+
+
+def test_docs_settings_table_is_what_the_settings_render() -> None:
+    from scalr_queue.dashboard._settings import render_table
+    from tests.support import ROOT
+
+    assert render_table() in (ROOT / "docs" / "dashboard.md").read_text(), (
+        "docs/dashboard.md's settings table is out of date; paste in render_table()'s output"
+    )
