@@ -38,7 +38,8 @@ async def test_enqueue_then_job_then_workers_from_the_shell(
         await wait_until(lambda: redis.exists("scalr:workers:default"), what="registry")
         workers = json.loads(run_cli("workers", "--json").stdout)
         assert len(workers) == 1 and workers[0]["module"] == "jobs_mod" and workers[0]["tasks"] == ["greet"]
-        assert "module=jobs_mod" in run_cli("workers").stdout
+        [row] = [line for line in run_cli("workers").stdout.splitlines() if workers[0]["worker_id"] in line]
+        assert "jobs_mod" in row and "0/10" in row, "the table's row: module and running/concurrency"
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
