@@ -369,3 +369,18 @@ async def test_a_slow_first_scan_shows_the_default_queue_and_fills_in_later(
         else:
             raise AssertionError("the scan's queues never appeared")
         assert "Looking for more queues" not in later.text
+
+
+def test_loopback_means_loopback_addresses_only() -> None:
+    from scalr_queue.dashboard._access import is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("127.8.9.10") and is_loopback("::1")
+    assert not is_loopback("10.0.0.1") and not is_loopback("localhost.evil.example")
+    assert not is_loopback(None) and not is_loopback("")
+
+
+async def test_a_forged_flash_cookie_is_ignored(http: httpx.AsyncClient) -> None:
+    for value in ("%%%not-base64", "bm90IGpzb24", "WzEsMl0"):  # garbage, "not json", "[1,2]"
+        http.cookies.set("scalr_dashboard_flash", value)
+        page = await http.get("/")
+        assert page.status_code == 200 and 'id="flash"' not in page.text
