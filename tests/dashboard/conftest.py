@@ -12,7 +12,7 @@ from scalr_queue.redis._server import RedisServer
 from tests.conftest import TEST_ENV
 from tests.support import ROOT, LoggedWorker
 
-from .dash_support import CHROMEDRIVER, CHROMIUM, Served, chromium_missing, write_tasks
+from .dash_support import CHROMEDRIVER, CHROMIUM, SCREENSHOT_DIR_ENV, Served, chromium_missing, write_tasks
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +62,12 @@ def browser() -> Iterator[object]:
     driver.set_page_load_timeout(20)
     yield driver
     driver.quit()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the browser tests save their screenshots: a temporary folder, or docs/img for `make screenshots`."""
+    chosen = os.environ.get(SCREENSHOT_DIR_ENV)
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -18,7 +18,7 @@ from scalr_queue import JobStatus
 from scalr_queue.redis._keys import failed_key, paused_key
 from tests.support import LoggedWorker, wait_until
 
-from .dash_support import SCREENSHOTS, Served
+from .dash_support import Served
 
 pytestmark = pytest.mark.slow
 SCRIPT = "<script>window.__x=1</script>"
@@ -75,7 +75,7 @@ async def _worker_seen() -> bool:
 
 
 async def test_overview_shows_every_queue_and_refreshes_without_a_reload(
-    redis_url: str, served: Served, worker: LoggedWorker, browser: Any
+    redis_url: str, served: Served, worker: LoggedWorker, browser: Any, screenshots: Path
 ) -> None:
     await wait_until(_worker_seen, timeout=15, what="the worker's registration")
     for i in range(3):
@@ -98,8 +98,7 @@ async def test_overview_shows_every_queue_and_refreshes_without_a_reload(
     _see(browser, 'tr[data-queue="default"] td[data-count="workers"]', "1")
     _see(browser, 'tr[data-queue="default"] td.chart .rate', "3 / 1 (25.0% failed)", exact=False)
     _see(browser, "table.workers tbody tr td:nth-child(2)", "default")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(SCREENSHOTS / "dashboard-overview.png"))
+    assert browser.save_screenshot(str(screenshots / "dashboard-overview.png"))
 
     browser.execute_script("window.__same_page = true")
     await scalr_queue.enqueue("echo", i=9, _defer_by=600)
@@ -152,7 +151,7 @@ async def test_retry_button_runs_a_failed_job_again(
 
 
 async def test_job_page_lists_every_try_with_its_error_and_traceback(
-    redis_url: str, served: Served, worker: LoggedWorker, browser: Any, tmp_path: Path
+    redis_url: str, served: Served, worker: LoggedWorker, browser: Any, tmp_path: Path, screenshots: Path
 ) -> None:
     job = await scalr_queue.enqueue("flaky_once", marker=str(tmp_path / "tried"), invoice_id=42)
     assert await job.result(timeout=10) == {"invoice_id": 42, "sent": True}
@@ -165,7 +164,7 @@ async def test_job_page_lists_every_try_with_its_error_and_traceback(
     _see(browser, "table.tries tbody tr:last-child", "complete", exact=False)
     _see(browser, ".timeline", "enqueued", exact=False)
     browser.set_window_size(1360, 1300)
-    browser.save_screenshot(str(SCREENSHOTS / "dashboard-job.png"))
+    assert browser.save_screenshot(str(screenshots / "dashboard-job.png"))
     browser.set_window_size(1360, 900)
 
 
