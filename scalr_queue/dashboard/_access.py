@@ -2,8 +2,9 @@
 
 Without credentials configured, only loopback clients get in, and not through a proxy: a
 request carrying ``Forwarded`` or ``X-Forwarded-For`` came from somewhere else even when the
-proxy itself sits on loopback. With a token or a user and password, every request must carry
-them (loopback included), compared in constant time.
+proxy itself sits on loopback; nor through a name that only points at loopback (its Host must
+be ``localhost`` or a loopback address, which defeats DNS rebinding). With a token or a user
+and password, every request must carry them (loopback included), compared in constant time.
 
 Actions are POSTs carrying a CSRF token equal to the one in a ``SameSite=Strict`` cookie (the
 double-submit pattern): another site can make a browser send the cookie, but cannot read it to
@@ -46,6 +47,20 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+def _loopback_name(host_header: str) -> bool:
+    """The Host the browser asked for names this machine: ``localhost`` or a loopback address.
+
+    Without it, a page on any site could rebind its own domain name to 127.0.0.1 and read the
+    dashboard as same-origin content (DNS rebinding); its requests carry that domain as Host.
+    """
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        host = host[1 : host.find("]")] if "]" in host else host
+    else:
+        host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return host == "localhost" or host.endswith(".localhost") or is_loopback(host)
+
+
 def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
@@ -55,7 +70,7 @@ def check_access(request: Request, settings: DashboardSettings) -> None:
     if not settings.requires_credentials:
         forwarded = "forwarded" in request.headers or "x-forwarded-for" in request.headers
         client = request.client.host if request.client else None
-        if is_loopback(client) and not forwarded:
+        if is_loopback(client) and not forwarded and _loopback_name(request.headers.get("host", "")):
             return
         raise Refused(
             403,

@@ -22,7 +22,7 @@ ELSEWHERE = ("203.0.113.7", 50000)
 
 
 def _client(app: Any, client: tuple[str, int] = LOOPBACK) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=client), base_url="http://dash")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=client), base_url="http://localhost")
 
 
 @pytest.fixture
@@ -384,3 +384,14 @@ async def test_a_forged_flash_cookie_is_ignored(http: httpx.AsyncClient) -> None
         http.cookies.set("scalr_dashboard_flash", value)
         page = await http.get("/")
         assert page.status_code == 200 and 'id="flash"' not in page.text
+
+
+async def test_a_rebound_domain_name_is_not_taken_for_loopback(make_app: Callable[..., FastAPI]) -> None:
+    transport = httpx.ASGITransport(app=make_app(), client=LOOPBACK)
+    async with httpx.AsyncClient(transport=transport, base_url="http://attacker.example:8100") as http:
+        assert (await http.get("/")).status_code == 403, "a page on attacker.example resolved to 127.0.0.1"
+    for base in ("http://localhost:8100", "http://127.0.0.1:8100", "http://[::1]:8100", "http://app.localhost"):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=make_app(), client=LOOPBACK), base_url=base
+        ) as http:
+            assert (await http.get("/")).status_code == 200, base
