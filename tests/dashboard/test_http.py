@@ -395,3 +395,19 @@ async def test_a_rebound_domain_name_is_not_taken_for_loopback(make_app: Callabl
             transport=httpx.ASGITransport(app=make_app(), client=LOOPBACK), base_url=base
         ) as http:
             assert (await http.get("/")).status_code == 200, base
+
+
+async def test_job_page_shows_the_trace_id_its_worker_recorded(http: httpx.AsyncClient, redis: Redis) -> None:
+    from scalr_queue._codec import result_payload
+    from scalr_queue.redis._keys import RESULT_PREFIX
+
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    job = {"f": "traced", "a": [], "k": {}, "et": 1}
+    payload, _ = result_payload(
+        job_id="t1", job=job, queue="default", job_try=1, success=True, result=1, start_ms=2, finish_ms=3,
+        worker="host:1:abc", trace_id=trace_id,
+    )  # fmt: skip
+    await redis.set(RESULT_PREFIX + "t1", payload)
+    page = await http.get("/queues/default/jobs/t1")
+    assert f'<td class="mono" id="trace-id">{trace_id}</td>' in page.text
+    assert "host:1:abc" in page.text
