@@ -103,6 +103,18 @@ bench: bootstrap ## Run the benchmark (bench/)
 bench-quick: bootstrap ## A short benchmark run, for a quick look
 	$(PY) -m bench.run --quick
 
+.PHONY: test-dashboard bench-dashboard
+test-dashboard: bootstrap ## The dashboard's tests: real Redis, worker and uvicorn, Debian's chromium via Selenium
+	$(PY) -m pytest -q -p no:cacheprovider tests/dashboard --no-cov
+
+.PHONY: screenshots
+screenshots: bootstrap ## Retake docs/img/dashboard-*.png (the dashboard's browser tests, saving into docs/img)
+	SCALR_QUEUE_SCREENSHOT_DIR=docs/img $(PY) -m pytest -q -p no:cacheprovider tests/dashboard/test_browser.py --no-cov \
+		-k "overview_shows or every_try"
+
+bench-dashboard: bootstrap ## The dashboard's overview and queue page with 1,000,000 jobs queued (bench/dashboard.py)
+	$(PY) -m bench.dashboard
+
 .PHONY: bench-tracing
 bench-tracing: bootstrap ## What OpenTelemetry tracing costs per job: enqueue and drain with it off and on
 	$(PY) -m bench.tracing

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make this checkout runnable on a fresh Debian/Ubuntu machine, idempotently:
-#   1. redis-server, redis-sentinel and promtool (apt-get, only when missing),
+#   1. redis-server, redis-sentinel, promtool, chromium and chromedriver (apt-get, only when missing),
 #   2. a virtualenv at $VENV (default .venv),
 #   3. the pinned dev requirements plus `pip install -e .`, skipped when a stamp keyed on the
 #      content of requirements-dev.txt and pyproject.toml says they are already in place,
@@ -52,6 +52,9 @@ if ! command -v promtool >/dev/null 2>&1; then
     apt_install prometheus
     # The package may start a Prometheus service; the tests never talk to it, only run promtool.
 fi
+
+# 1c. chromium and chromedriver (Debian's): the dashboard's browser tests in `make test`.
+"$(dirname "$0")/install-browser.sh"
 
 # 2. The virtualenv.
 if [[ ! -x "$VENV/bin/python" ]]; then

@@ -35,7 +35,7 @@ if [[ "$want" != "$have" || ! -x "$PY" ]]; then
     rm -rf "$VENV_LOWEST"
     "$PYTHON" -m venv "$VENV_LOWEST"
     "$PYTHON" scripts/lowest-requirements.py --extra web --extra otel --extra memory \
-        --pick dev=pytest,pytest-asyncio,pytest-timeout,httpx,opentelemetry-sdk >"$VENV_LOWEST/requirements-lowest.txt"
+        --pick dev=pytest,pytest-asyncio,pytest-timeout,httpx,opentelemetry-sdk,selenium >"$VENV_LOWEST/requirements-lowest.txt"
     say "installing the lowest allowed versions into $VENV_LOWEST"
     "$PY" -m pip install -q uv
     "$VENV_LOWEST/bin/uv" pip install -q --python "$PY" --resolution lowest-direct \

@@ -2,7 +2,7 @@
 
 Read: ``stats``, ``queues``, ``jobs``, ``job``, ``workers``, ``snapshot [--watch]``, each with
 ``--json``. Act: ``enqueue``, ``cancel``, ``failed list|show|retry|purge``, ``pause``, ``resume``,
-``hold``, ``release``. Also ``worker`` and ``check-names``. Bulk actions on the failed set need
+``hold``, ``release``. Also ``worker``, ``check-names`` and ``dashboard``. Bulk actions on the failed set need
 ``--all``, name what they touched and show a progress bar on a terminal. Shell completion:
 ``scalr-queue --install-completion``. The manual is docs/cli.md.
 """

@@ -48,6 +48,7 @@ app.command("resume")(_control.resume)
 app.command("hold")(_control.hold)
 app.command("release")(_control.release)
 app.command("check-names")(_control.check_names)
+app.command("dashboard")(_control.dashboard)
 
 
 def _optional_watch(args: list[str]) -> list[str]:

@@ -309,6 +309,24 @@ def release(
     run(go)
 
 
+def dashboard(
+    port: Annotated[int, typer.Option("--port", help="port to serve on")] = 8100,
+    host: Annotated[str, typer.Option("--host", help="address to bind (loopback unless credentials are set)")] = (
+        "127.0.0.1"
+    ),
+    read_only: Annotated[
+        bool, typer.Option("--read-only", help="hide every action (or SCALR_QUEUE_DASHBOARD_READ_ONLY=1)")
+    ] = False,
+) -> None:
+    """Serve the web dashboard (loopback only unless credentials are set; docs/dashboard.md)."""
+    try:
+        from ..dashboard._serve import serve
+    except ImportError as exc:
+        need = f"the dashboard needs the web extra ({exc.name} is missing): pip install 'scalr-queue[web]'"
+        raise ConfigurationError(need) from None
+    serve(port, host, read_only)
+
+
 def check_names(
     src_dir: Annotated[str, typer.Argument(help="the web code's source folder")],
     worker_module: Annotated[str, typer.Argument(help="the worker module, e.g. src.worker")],

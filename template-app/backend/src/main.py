@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BeforeValidator
 
 import scalr_queue
+import scalr_queue.dashboard
 from scalr_queue import JobNotFoundError, QueueUnavailableError, enqueue, get_job
 
 from .schemas import (
@@ -63,6 +64,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 app = FastAPI(title="template-app", lifespan=lifespan)
+# The queue dashboard at /queue/: loopback only until SCALR_QUEUE_DASHBOARD_TOKEN (or USERNAME and
+# PASSWORD) is set; not part of the OpenAPI contract.
+app.include_router(scalr_queue.dashboard.router(), prefix="/queue")
 
 
 def _unavailable(request: Request, exc: QueueUnavailableError, body: QueueUnavailable | HealthDown) -> JSONResponse:

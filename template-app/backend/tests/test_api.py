@@ -119,3 +119,22 @@ async def test_job_status_shows_the_tasks_progress(client: httpx.AsyncClient) ->
     await redis.set(progress_key("default", job_id), b'{"current":3,"total":10,"message":"page 3","at_ms":0}')
     body = (await client.get(f"/jobs/{job_id}")).json()
     assert body["progress"] == {"current": 3, "total": 10, "message": "page 3", "at": "1970-01-01T00:00:00Z"}
+
+
+async def test_queue_dashboard_is_mounted_and_outside_the_api_contract(client: httpx.AsyncClient) -> None:
+    from src.main import app
+
+    transport = httpx.ASGITransport(app=app)  # a loopback client asking for localhost: let in without credentials
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost:8000") as local:
+        page = await local.get("/queue/")
+    assert page.status_code == 200
+    assert "Queues" in page.text
+    assert not any(path.startswith("/queue") for path in (await client.get("/openapi.json")).json()["paths"])
+
+
+async def test_queue_dashboard_refuses_other_hosts_without_credentials(redis_url: str) -> None:
+    from src.main import app
+
+    transport = httpx.ASGITransport(app=app, client=("192.0.2.10", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
+        assert (await http.get("/queue/")).status_code == 403
