@@ -103,6 +103,13 @@ bench: bootstrap ## Run the benchmark (bench/)
 bench-quick: bootstrap ## A short benchmark run, for a quick look
 	$(PY) -m bench.run --quick
 
+.PHONY: bench-peers-venvs bench-peers
+bench-peers-venvs: ## Build the benchmark peers' own venvs (SAQ, taskiq) in bench/.venvs; idempotent
+	scripts/bench-peers.sh
+
+bench-peers: bootstrap bench-peers-venvs ## bench-quick with the peers (SAQ, taskiq) beside arq and scalr_queue
+	$(PY) -m bench.run --quick
+
 .PHONY: bench-tracing
 bench-tracing: bootstrap ## What OpenTelemetry tracing costs per job: enqueue and drain with it off and on
 	$(PY) -m bench.tracing

@@ -37,6 +37,22 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+def proc_tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process and of its live descendants (their children lists in /proc)."""
+    total = proc_cpu_seconds(pid)
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            children = [int(c) for c in fh.read().split()]
+    except OSError:
+        return total
+    for child in children:
+        try:
+            total += proc_tree_cpu_seconds(child)
+        except OSError:  # it ended between the two reads
+            pass
+    return total
+
+
 def proc_rss_bytes(pid: int) -> int:
     with open(f"/proc/{pid}/status") as fh:
         for line in fh:
