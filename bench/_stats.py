@@ -15,6 +15,7 @@ Method (also written into every result file):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -46,10 +47,8 @@ def proc_tree_cpu_seconds(pid: int) -> float:
     except OSError:
         return total
     for child in children:
-        try:
+        with contextlib.suppress(OSError):  # it ended between the two reads
             total += proc_tree_cpu_seconds(child)
-        except OSError:  # it ended between the two reads
-            pass
     return total
 
 

@@ -104,9 +104,7 @@ ARQ_DEFAULT = System("arq-0.5", "arq 0.28, poll 0.5 s (default)", "arq", "arq:qu
 ARQ_FAST = System("arq-0.01", "arq 0.28, poll_delay 0.01", "arq", "arq:queue", 0.01)
 SCALR = System("scalr", "scalr_queue", "scalr", "arq:queue:default")
 SAQ = System("saq", "SAQ (Redis), BLMOVE wait", "saq", "saq:default:queued", queue_type="list", venv="saq")
-TASKIQ = System(
-    "taskiq", "taskiq + taskiq-redis stream broker", "taskiq", "taskiq", queue_type="stream", venv="taskiq"
-)
+TASKIQ = System("taskiq", "taskiq + taskiq-redis stream broker", "taskiq", "taskiq", queue_type="stream", venv="taskiq")
 ALL = (ARQ_DEFAULT, ARQ_FAST, SCALR, SAQ, TASKIQ)
 # the peers' scenarios: the backlog copies in `scale` need arq's key layout, `web` is the template's
 PEER_SCENARIOS = ("enqueue", "drain1", "drain2", "idle_latency", "load_latency", "monitor")

@@ -196,7 +196,7 @@ def load_latency(system: System, plan: Plan, drain_rate: float) -> dict[str, Any
     delay = the task body's first line minus the time just before that job's enqueue.
     """
     levels: dict[str, Any] = {}
-    with fresh_redis() as (server, r):
+    with fresh_redis() as (server, _r):
         w = Worker(system, server.url, plan.log_dir, tag="load")
         try:
             client(system, server.url, "latency", 2, 0.0, 0.01)  # the worker is up and warm
