@@ -4,6 +4,7 @@ Usage::
 
     python -m bench.pickup                 # 300 jobs, one every 20-50 ms, against one idle worker
     python -m bench.pickup --jobs 100 --no-monitor
+    python -m bench.pickup --pipelined     # plus the variant with the CLAIM sent behind the BRPOP
 
 A bench-only patched run: the worker is the real ``python -m scalr_queue.worker`` entry point,
 started through this module's ``worker`` command, which wraps four of its functions with
@@ -42,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 TRACE_ENV = "BENCH_PICKUP_TRACE"
+VARIANT_ENV = "BENCH_PICKUP_VARIANT"  # "pipelined": the CLAIM sent behind the wake BRPOP (see below)
 
 
 def _patch_worker(out: Path) -> None:
@@ -49,7 +51,7 @@ def _patch_worker(out: Path) -> None:
     from scalr_queue.redis import _scripts
     from scalr_queue.worker import _worker
 
-    events: list[tuple[str, float]] = []
+    events = _TRACE
     atexit.register(lambda: out.write_text(json.dumps(events)))
     aw, eval_script = _worker.aw, _worker.eval_script
     wait_for_work, run = _worker.ScalrWorker._wait_for_work, _worker.ScalrWorker._run
@@ -82,6 +84,70 @@ def _patch_worker(out: Path) -> None:
     _worker.eval_script = traced_eval  # type: ignore[assignment]
     _worker.ScalrWorker._wait_for_work = traced_wait  # type: ignore[method-assign]
     _worker.ScalrWorker._run = traced_run  # type: ignore[method-assign]
+
+
+def _patch_pipelined_claim() -> None:
+    """The fix under test (bench only): the CLAIM rides in one pipeline behind the wake BRPOP.
+
+    Redis holds a blocked client's later commands until its BRPOP returns, then runs them at
+    once: the CLAIM runs the moment the wake-up lands, with no second round trip from the
+    worker. Its ``now`` must then be the server's (the job's score is later than the send), so
+    this variant's CLAIM copy reads ``TIME`` when ARGV[1] is 0. The claim loop's next CLAIM gets
+    the pipelined reply instead of a new round trip.
+    """
+    import hashlib
+
+    from scalr_queue.redis import _scripts
+    from scalr_queue.redis._keys import held_key, holds_key, leases_key, paused_key, wake_key
+    from scalr_queue.worker import _worker
+
+    old = "local now = tonumber(ARGV[1])\n"
+    new = old + "if now == 0 then local t = redis.call('TIME') now = t[1] * 1000 + math.floor(t[2] / 1000) end\n"
+    assert old in _scripts.CLAIM, "CLAIM changed: update this variant"
+    claim = _scripts.CLAIM.replace(old, new, 1)
+    sha = hashlib.sha1(claim.encode()).hexdigest()
+    eval_script = _worker.eval_script
+    stash: dict[int, Any] = {}
+
+    async def stashed_eval(redis: Any, script: str, keys: Any, args: Any) -> Any:
+        if script == _scripts.CLAIM and id(redis) in stash:
+            return stash.pop(id(redis))
+        return await eval_script(redis, script, keys, args)
+
+    async def wait_and_claim(self: Any, wait_s: float) -> None:
+        if wait_s < 0.005:
+            await asyncio.sleep(wait_s)
+            return
+        q = self.queue
+        keys = [self.queue_name, wake_key(q), leases_key(q), paused_key(q), holds_key(q), held_key(q)]
+        free = min(self.max_jobs - len(self.tasks), _worker.CLAIM_MAX)
+        args = [0, free, int(self.settings.lease * 1000), self.worker_id, _worker.REPLACEMENT_RECHECK_MS]
+        args.append(_worker.HOLD_SCAN)
+        if not getattr(self, "_claim_loaded", False):
+            await self._blocking.script_load(claim)
+            self._claim_loaded = True
+        pipe = self._blocking.pipeline(transaction=False)
+        pipe.brpop([wake_key(q)], timeout=wait_s)
+        pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+        waiter = asyncio.ensure_future(pipe.execute())
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            done, _ = await asyncio.wait({waiter, stop}, timeout=wait_s + 2, return_when=asyncio.FIRST_COMPLETED)
+            if waiter in done and waiter.exception() is None:
+                stash[id(self.pool)] = waiter.result()[1]
+                if _TRACE:
+                    _TRACE.append(("brpop_reply", time.time()))
+        finally:
+            for fut in (waiter, stop):
+                if not fut.done():
+                    fut.cancel()
+            await asyncio.gather(waiter, stop, return_exceptions=True)
+
+    _worker.eval_script = stashed_eval  # type: ignore[assignment]
+    _worker.ScalrWorker._wait_for_work = wait_and_claim  # type: ignore[method-assign]
+
+
+_TRACE: list[tuple[str, float]] = []
 
 
 class _Stamps:
@@ -177,7 +243,7 @@ STEPS = (
 )
 
 
-def _one_pass(jobs: int, gap: tuple[float, float], monitor: bool) -> dict[str, Any]:
+def _one_pass(jobs: int, gap: tuple[float, float], monitor: bool, variant: str = "as-is") -> dict[str, Any]:
     from scalr_queue.redis import _scripts
     from scalr_queue.redis._server import RedisServer
 
@@ -185,7 +251,7 @@ def _one_pass(jobs: int, gap: tuple[float, float], monitor: bool) -> dict[str, A
     root = Path(__file__).resolve().parent.parent
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCALR_QUEUE_")}
     with RedisServer() as server:
-        env.update(REDIS_URL=server.url, PYTHONPATH=str(root), **{TRACE_ENV: str(trace)})
+        env.update(REDIS_URL=server.url, PYTHONPATH=str(root), **{TRACE_ENV: str(trace), VARIANT_ENV: variant})
         log = open(trace.with_suffix(".log"), "wb")  # noqa: SIM115 - closed below
         worker = subprocess.Popen(
             [sys.executable, "-m", "bench.pickup", "worker", "bench.workers", "--concurrency", "10"],
@@ -214,7 +280,7 @@ def _one_pass(jobs: int, gap: tuple[float, float], monitor: bool) -> dict[str, A
         row["claim_reply"] = _first_after(events, "claim_reply", row["claim_sent"] or t0, body + 0.001)
         row["run_start"] = _first_after(events, "run_start", row["claim_reply"] or t0, body + 0.001)
         rows.append(row)
-    out: dict[str, Any] = {"jobs": jobs, "monitor": monitor, "steps": {}}
+    out: dict[str, Any] = {"jobs": jobs, "monitor": monitor, "variant": variant, "steps": {}}
 
     def diffs(a: str, b: str) -> list[float]:
         return [(r[b] - r[a]) * 1e6 for r in rows if r[a] is not None and r[b] is not None]  # type: ignore[operator]
@@ -234,7 +300,7 @@ def _one_pass(jobs: int, gap: tuple[float, float], monitor: bool) -> dict[str, A
 
 
 def _table(passes: list[dict[str, Any]]) -> str:
-    mon = next((p for p in passes if p["monitor"]), passes[0])
+    mon = next((p for p in passes if p["monitor"]), passes[0])  # the steps: the as-is worker's
 
     def f(v: float | None) -> str:
         return "n/a" if v is None else f"{v:,.0f}"
@@ -247,7 +313,9 @@ def _table(passes: list[dict[str, Any]]) -> str:
         f"{f(sum(v['mean'] or 0 for v in mon['steps'].values()))} |"
     )
     for p in passes:
-        how = "with MONITOR" if p["monitor"] else "without MONITOR"
+        how = ("with MONITOR" if p["monitor"] else "without MONITOR") + (
+            ", CLAIM pipelined behind the BRPOP" if p["variant"] == "pipelined" else ""
+        )
         lines.append(f"| **send -> task start ({how}); p99 {f(p['p99_us'])}** | **{f(p['total_us'])}** | |")
         lines.append(f"| producer's enqueue round trip ({how}) | {f(p['enqueue_round_trip_us'])} | |")
     return "\n".join(lines)
@@ -256,17 +324,25 @@ def _table(passes: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args_in = sys.argv[1:] if argv is None else argv
     if args_in[:1] == ["worker"]:  # the patched worker: probes first, then the real entry point
+        if os.environ.get(VARIANT_ENV) == "pipelined":
+            _patch_pipelined_claim()
         _patch_worker(Path(os.environ[TRACE_ENV]))
         from scalr_queue.worker._main import main as worker_main
 
         return worker_main(args_in[1:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=300)
-    parser.add_argument("--no-monitor", action="store_true", help="one pass, without MONITOR")
+    parser.add_argument("--no-monitor", action="store_true", help="no pass under MONITOR (no server-side steps)")
+    parser.add_argument(
+        "--pipelined", action="store_true", help="also a pass of the variant with the CLAIM pipelined behind the BRPOP"
+    )
     args = parser.parse_args(args_in)
-    passes = [_one_pass(args.jobs, (0.02, 0.05), monitor=False)]
+    gap = (0.02, 0.05)
+    passes = [_one_pass(args.jobs, gap, monitor=False)]
+    if args.pipelined:
+        passes.append(_one_pass(args.jobs, gap, monitor=False, variant="pipelined"))
     if not args.no_monitor:
-        passes.append(_one_pass(args.jobs, (0.02, 0.05), monitor=True))
+        passes.append(_one_pass(args.jobs, gap, monitor=True))
     print(_table(passes))
     print(json.dumps(passes, indent=1), file=sys.stderr)
     return 0

@@ -35,6 +35,14 @@ COLOURS = {
     "saq": "#1f77b4",
     "taskiq": "#2ca02c",
 }
+# short tick labels for the bar chart (the legends use each system's full label)
+SHORT = {
+    "arq-0.5": "arq 0.28\npoll 0.5 s",
+    "arq-0.01": "arq 0.28\npoll 0.01 s",
+    "scalr": "scalr_queue",
+    "saq": "SAQ",
+    "taskiq": "taskiq\n(stream broker)",
+}
 
 
 def _delays(result: dict[str, Any], scenario: str, key: str, level: str | None = None) -> list[float]:
@@ -73,7 +81,7 @@ def _cdf(ax: Any, result: dict[str, Any], scenario: str, level: str | None, titl
     ax.grid(True, which="both", alpha=0.3)
     ax.set_title(title, fontsize=10)
     if drawn:
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=7, loc="best")
     return drawn
 
 
@@ -91,9 +99,14 @@ def _drain(ax: Any, result: dict[str, Any]) -> bool:
         for b, v in zip(bars, vals, strict=True):
             if v:
                 ax.annotate(f"{v:,.0f}", (b.get_x() + b.get_width() / 2, v), ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(range(len(keys)), [labels[k].replace(", ", ",\n", 1) for k in keys], fontsize=7)
+    ax.set_xticks(range(len(keys)), [SHORT.get(k, labels[k]) for k in keys], fontsize=8)
     ax.set_ylabel("jobs/s (steady: last 80% of the backlog)")
-    ax.set_title(f"Drain {result['plan']['drain_jobs']:,} queued no-op jobs, concurrency 10 per process", fontsize=10)
+    m = result["meta"]
+    ax.set_title(
+        f"Drain {result['plan']['drain_jobs']:,} queued no-op jobs, concurrency 10 per process\n"
+        f"{m['date']}, {result['mode']} mode, {m['cores']} shared cores",
+        fontsize=10,
+    )
     ax.legend(
         handles=[
             Patch(facecolor="#bbbbbb", edgecolor="white", label="1 worker process"),
@@ -111,11 +124,15 @@ def draw(result: dict[str, Any], out_dir: Path, prefix: str) -> list[Path]:
     when = f"{result['meta']['date']}, {result['mode']} mode, {result['meta']['cores']} shared cores"
     written: list[Path] = []
     charts = (
-        ("pickup-cdf", lambda ax: _cdf(ax, result, "idle_latency", None, f"Idle pickup latency ({when})")),
+        ("pickup-cdf", lambda ax: _cdf(ax, result, "idle_latency", None, f"Idle pickup latency\n{when}")),
         (
             "load-cdf",
             lambda ax: _cdf(
-                ax, result, "load_latency", "50", f"Pickup latency at 50% of each system's own drain rate ({when})"
+                ax,
+                result,
+                "load_latency",
+                "50",
+                f"Pickup latency, open-loop load at 50% of each system's own drain rate\n{when}",
             ),
         ),
         ("drain", lambda ax: _drain(ax, result)),
