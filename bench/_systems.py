@@ -74,6 +74,22 @@ class System:
                 "--max-prefetch",
                 "0",
             ]
+        if self.producer == "docket":
+            return [
+                self.python,
+                "-m",
+                "docket",
+                "worker",
+                "--tasks",
+                "bench.peers.docket_app:tasks",
+                "--docket",
+                "bench",
+                "--url",
+                url,
+                "--concurrency",
+                str(concurrency),
+                "--no-schedule-automatic-tasks",
+            ]
         if self.producer == "arq":
             return [
                 sys.executable,
@@ -105,7 +121,8 @@ ARQ_FAST = System("arq-0.01", "arq 0.28, poll_delay 0.01", "arq", "arq:queue", 0
 SCALR = System("scalr", "scalr_queue", "scalr", "arq:queue:default")
 SAQ = System("saq", "SAQ (Redis), BLMOVE wait", "saq", "saq:default:queued", queue_type="list", venv="saq")
 TASKIQ = System("taskiq", "taskiq + taskiq-redis stream broker", "taskiq", "taskiq", queue_type="stream", venv="taskiq")
-ALL = (ARQ_DEFAULT, ARQ_FAST, SCALR, SAQ, TASKIQ)
+DOCKET = System("docket", "pydocket (stream)", "docket", "bench:stream", queue_type="stream", venv="pydocket")
+ALL = (ARQ_DEFAULT, ARQ_FAST, SCALR, SAQ, TASKIQ, DOCKET)
 # the peers' scenarios: the backlog copies in `scale` need arq's key layout, `web` is the template's
 PEER_SCENARIOS = ("enqueue", "drain1", "drain2", "idle_latency", "load_latency", "monitor")
 

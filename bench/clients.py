@@ -185,6 +185,10 @@ async def amain(argv: list[str]) -> dict[str, Any]:
         from bench.peers.saq_app import SaqProducer
 
         p = SaqProducer(url)  # type: ignore[assignment]
+    elif system == "docket":
+        from bench.peers.docket_app import DocketProducer
+
+        p = DocketProducer(url)  # type: ignore[assignment]
     elif system == "taskiq":
         from bench.peers.taskiq_app import TaskiqProducer
 

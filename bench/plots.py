@@ -34,6 +34,7 @@ COLOURS = {
     "scalr": "#d62728",
     "saq": "#1f77b4",
     "taskiq": "#2ca02c",
+    "docket": "#9467bd",
 }
 # short tick labels for the bar chart (the legends use each system's full label)
 SHORT = {
@@ -42,6 +43,7 @@ SHORT = {
     "scalr": "scalr_queue",
     "saq": "SAQ",
     "taskiq": "taskiq\n(stream broker)",
+    "docket": "pydocket",
 }
 
 

@@ -195,6 +195,7 @@ def render(result: dict[str, Any]) -> str:
             "scalr-producer": "scalr",
             "saq-producer": "SAQ queue.enqueue",
             "taskiq-producer": "taskiq task.kiq",
+            "docket-producer": "pydocket docket.add",
         }
         out.append(
             table(
@@ -209,9 +210,9 @@ def render(result: dict[str, Any]) -> str:
                     ("batch round trips/job", ("b", "round_trips_per_job"), 2),
                 ],
                 ratio_of="scalr-producer",
-                note="arq, SAQ and taskiq have no batch API: their batch column is asyncio.gather of 100 "
-                "single enqueues (arq: one connection per concurrent call); scalr's is enqueue_many (one "
-                "pipeline per batch).",
+                note="Their batch column is asyncio.gather of 100 single enqueues for arq (no batch API; one "
+                "connection per concurrent call), SAQ and taskiq (no batch API) and pydocket (its add_many "
+                "is not used); scalr's is enqueue_many (one pipeline per batch).",
             )
         )
     if "scale" in s:

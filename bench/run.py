@@ -90,7 +90,7 @@ def peer_versions(system: System) -> dict[str, str]:
     code = (
         "import importlib.metadata as m, json\n"
         "out = {}\n"
-        "for d in ('saq', 'taskiq', 'taskiq-redis', 'redis', 'hiredis'):\n"
+        "for d in ('saq', 'taskiq', 'taskiq-redis', 'pydocket', 'redis', 'hiredis'):\n"
         "    try: out[d] = m.version(d)\n"
         "    except m.PackageNotFoundError: pass\n"
         "print(json.dumps(out))"

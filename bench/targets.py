@@ -48,7 +48,7 @@ def _enqueue_many(s: dict[str, Any]) -> float | None:
     return max(rates) if rates else None
 
 
-PEERS = ("saq", "taskiq")
+PEERS = ("saq", "taskiq", "docket")
 
 
 def _best_peer(s: dict[str, Any], scenario: str, path: tuple[str, ...], best: Callable[..., float]) -> float | None:
@@ -133,7 +133,7 @@ CHECKS: list[Check] = [
     ),
     ("scale: per-job cost, largest / smallest backlog", lambda s: _scale(s, "scalr", "ratio"), "<=", 1.5, "×"),
     ("scale: worker RSS peak, largest / smallest backlog", lambda s: _scale(s, "scalr", "rss"), "<=", 1.1, "×"),
-    # against the fastest asyncio peers in the same run (SAQ, taskiq; not measured without their venvs)
+    # against the fastest asyncio peers in the same run (SAQ, taskiq, pydocket; not measured without their venvs)
     (
         "pickup p50: best peer / scalr",
         lambda s: _div(_best_peer(s, "idle_latency", ("p50_ms",), min), _sys(s, *SCALR_PICKUP, "p50_ms")),
