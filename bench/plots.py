@@ -64,7 +64,7 @@ def _cdf(ax: Any, result: dict[str, Any], scenario: str, level: str | None, titl
         if not ms:
             continue
         n = len(ms)
-        p50 = ms[(n - 1) // 2]
+        p50 = ms[min(n - 1, round(0.5 * (n - 1)))]  # the same rule as the tables
         ax.step(
             ms,
             [(i + 1) / n for i in range(n)],
