@@ -115,6 +115,13 @@ screenshots: bootstrap ## Retake docs/img/dashboard-*.png (the dashboard's brows
 bench-dashboard: bootstrap ## The dashboard's overview and queue page with 1,000,000 jobs queued (bench/dashboard.py)
 	$(PY) -m bench.dashboard
 
+.PHONY: bench-peers-venvs bench-peers
+bench-peers-venvs: ## Build the benchmark peers' own venvs (SAQ, taskiq) in bench/.venvs; idempotent
+	scripts/bench-peers.sh
+
+bench-peers: bootstrap bench-peers-venvs ## bench-quick with the peers (SAQ, taskiq) beside arq and scalr_queue
+	$(PY) -m bench.run --quick
+
 .PHONY: bench-tracing
 bench-tracing: bootstrap ## What OpenTelemetry tracing costs per job: enqueue and drain with it off and on
 	$(PY) -m bench.tracing

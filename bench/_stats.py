@@ -15,6 +15,7 @@ Method (also written into every result file):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -35,6 +36,20 @@ def proc_cpu_seconds(pid: int) -> float:
         raw = fh.read()
     fields = raw[raw.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def proc_tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process and of its live descendants (their children lists in /proc)."""
+    total = proc_cpu_seconds(pid)
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            children = [int(c) for c in fh.read().split()]
+    except OSError:
+        return total
+    for child in children:
+        with contextlib.suppress(OSError):  # it ended between the two reads
+            total += proc_tree_cpu_seconds(child)
+    return total
 
 
 def proc_rss_bytes(pid: int) -> int:

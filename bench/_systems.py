@@ -15,23 +15,81 @@ from typing import Any
 
 import redis
 
-from bench._stats import proc_cpu_seconds, proc_rss_bytes
+from bench._stats import proc_rss_bytes, proc_tree_cpu_seconds
 from bench.workers import DONE_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+VENVS = ROOT / "bench" / ".venvs"  # one virtualenv per peer (scripts/bench-peers.sh), git-ignored
 
 
 @dataclass(frozen=True)
 class System:
     key: str
     label: str
-    producer: str  # "arq" | "scalr": which bench.clients producer enqueues for it
-    queue_key: str  # the sorted set its jobs wait in
+    producer: str  # "arq" | "scalr" | "saq" | "taskiq": which bench.clients producer enqueues for it
+    queue_key: str  # the key its ready jobs wait in
     poll_delay: float | None = None  # vanilla arq only
     extra_env: tuple[tuple[str, str], ...] = ()  # variants, e.g. (("SCALR_QUEUE_LOG_LEVEL", "WARNING"),)
     code_root: Path = ROOT  # the directory scalr_queue is imported from (a git snapshot, or the tree)
+    queue_type: str = "zset"  # "zset" (arq's layout) | "list" (SAQ) | "stream" (taskiq-redis)
+    venv: str | None = None  # a peer: its own interpreter, bench/.venvs/<venv>/bin/python
+
+    @property
+    def python(self) -> str:
+        return str(VENVS / self.venv / "bin" / "python") if self.venv else sys.executable
+
+    @property
+    def is_peer(self) -> bool:
+        return self.venv is not None
+
+    def available(self) -> bool:
+        """A peer runs only where its venv was built (``make bench-peers-venvs``); the others always."""
+        return not self.venv or Path(self.python).exists()
+
+    def queued(self, r: redis.Redis) -> int:
+        """How many jobs wait in the queue right now."""
+        if self.queue_type == "list":
+            return int(r.llen(self.queue_key))
+        if self.queue_type == "stream":
+            return int(r.xlen(self.queue_key))
+        return int(r.zcard(self.queue_key))
 
     def worker_cmd(self, url: str, concurrency: int) -> list[str]:
+        if self.producer == "saq":
+            assert concurrency == 10, "SAQ's concurrency is set in bench.peers.saq_app.settings"
+            return [self.python, "-m", "saq", "bench.peers.saq_app.settings"]
+        if self.producer == "taskiq":
+            return [
+                self.python,
+                "-m",
+                "taskiq",
+                "worker",
+                "bench.peers.taskiq_app:broker",
+                "--workers",
+                "1",
+                "--max-async-tasks",
+                str(concurrency),
+                "--max-prefetch",
+                "0",
+            ]
+        if self.producer == "docket":
+            return [
+                self.python,
+                "-m",
+                "docket",
+                "worker",
+                "--tasks",
+                "bench.peers.docket_app:tasks",
+                "--docket",
+                "bench",
+                "--url",
+                url,
+                "--concurrency",
+                str(concurrency),
+                "--no-schedule-automatic-tasks",
+            ]
         if self.producer == "arq":
             return [
                 sys.executable,
@@ -52,13 +110,21 @@ class System:
         env["REDIS_URL"] = url
         env.update(self.extra_env)
         env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([str(self.code_root), str(ROOT), env.get("PYTHONPATH", "")]))
+        if self.venv:  # the peer's venv only: never the project's .venv on its path
+            env.pop("VIRTUAL_ENV", None)
+            env["PYTHONPATH"] = str(ROOT)
         return env
 
 
 ARQ_DEFAULT = System("arq-0.5", "arq 0.28, poll 0.5 s (default)", "arq", "arq:queue", 0.5)
 ARQ_FAST = System("arq-0.01", "arq 0.28, poll_delay 0.01", "arq", "arq:queue", 0.01)
 SCALR = System("scalr", "scalr_queue", "scalr", "arq:queue:default")
-ALL = (ARQ_DEFAULT, ARQ_FAST, SCALR)
+SAQ = System("saq", "SAQ (Redis), BLMOVE wait", "saq", "saq:default:queued", queue_type="list", venv="saq")
+TASKIQ = System("taskiq", "taskiq + taskiq-redis stream broker", "taskiq", "taskiq", queue_type="stream", venv="taskiq")
+DOCKET = System("docket", "pydocket (stream)", "docket", "bench:stream", queue_type="stream", venv="pydocket")
+ALL = (ARQ_DEFAULT, ARQ_FAST, SCALR, SAQ, TASKIQ, DOCKET)
+# the peers' scenarios: the backlog copies in `scale` need arq's key layout, `web` is the template's
+PEER_SCENARIOS = ("enqueue", "drain1", "drain2", "idle_latency", "load_latency", "monitor")
 
 
 class Worker:
@@ -86,7 +152,8 @@ class Worker:
         return self.proc.poll() is None
 
     def cpu(self) -> float:
-        return proc_cpu_seconds(self.pid)
+        """The worker's CPU, its child processes' included (taskiq's CLI runs the worker as a child)."""
+        return proc_tree_cpu_seconds(self.pid)
 
     def rss(self) -> int:
         return proc_rss_bytes(self.pid)
@@ -168,7 +235,7 @@ def source_hash(code_root: Path) -> str:
 
 def client(system: System, url: str, *args: Any, timeout: float = 600) -> dict[str, Any]:
     """Run one bench.clients operation in a subprocess and return its JSON answer."""
-    cmd = [sys.executable, "-m", "bench.clients", system.producer, url, *map(str, args)]
+    cmd = [system.python, "-m", "bench.clients", system.producer, url, *map(str, args)]
     out = subprocess.run(
         cmd, cwd=system.code_root, env=system.env(url), capture_output=True, timeout=timeout, check=False
     )

@@ -5,9 +5,11 @@ One JSON object is printed on stdout. Operations::
     python -m bench.clients SYSTEM URL enqueue-seq N          # N sequential awaited enqueues
     python -m bench.clients SYSTEM URL enqueue-batch N B      # N jobs in batches of B
     python -m bench.clients SYSTEM URL latency K LO HI        # K single jobs, LO..HI s apart
+    python -m bench.clients SYSTEM URL load RATE SECONDS      # open loop: Poisson arrivals at RATE/s
 
-SYSTEM is ``arq`` (vanilla arq's ``ArqRedis.enqueue_job``, pickle, queue ``arq:queue``) or
-``scalr`` (``scalr_queue.enqueue`` / ``enqueue_many``, queue ``default``).
+SYSTEM is ``arq`` (vanilla arq's ``ArqRedis.enqueue_job``, pickle, queue ``arq:queue``),
+``scalr`` (``scalr_queue.enqueue`` / ``enqueue_many``, queue ``default``), or a peer, ``saq`` or
+``taskiq`` (``bench.peers``; run by that peer's own interpreter, see bench/README.md).
 
 ``latency`` sends one job every LO..HI seconds (open loop, independent of the worker) and
 reads the delays the job bodies pushed; with no-op jobs that take well under LO, each job
@@ -131,9 +133,68 @@ async def _latency(p: Producer, url: str, k: int, lo: float, hi: float) -> dict[
     return {"jobs": k, "lost": k - len(delays), "delays_s": delays}
 
 
+async def _load(p: Producer, url: str, rate: float, seconds: float) -> dict[str, Any]:
+    """Open loop at ``rate`` jobs/s: each enqueue starts at its Poisson arrival time whether or not
+    the earlier ones have returned, so a slow queue cannot slow the stream down (no coordinated
+    omission). The delay is measured from just before that job's own enqueue call."""
+    import redis.asyncio as aioredis
+
+    r = aioredis.Redis.from_url(url)
+    rng = random.Random(7)
+    n = max(1, round(rate * seconds))
+    in_flight: set[asyncio.Task[Any]] = set()
+    errors: list[BaseException] = []
+
+    def _done(task: asyncio.Task[Any]) -> None:
+        in_flight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            errors.append(task.exception())  # type: ignore[arg-type]
+
+    try:
+        await r.delete(LAT_KEY)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        at = 0.0
+        for _ in range(n):
+            at += rng.expovariate(rate)
+            wait = start + at - loop.time()
+            await asyncio.sleep(wait if wait > 0 else 0)
+            task = asyncio.create_task(p.enqueue(t0=time.time()))
+            in_flight.add(task)
+            task.add_done_callback(_done)
+        await asyncio.gather(*in_flight, return_exceptions=True)
+        sent_seconds = loop.time() - start
+        if errors:
+            raise RuntimeError(f"{len(errors)} enqueues failed, first: {errors[0]!r}")
+        for _ in range(600):  # the last jobs' delays: up to 30 s
+            if await r.llen(LAT_KEY) >= n:
+                break
+            await asyncio.sleep(0.05)
+        raw = await r.lrange(LAT_KEY, 0, -1)
+        await r.delete(LAT_KEY)
+    finally:
+        await r.aclose()
+    delays = [float(x) for x in raw]
+    return {"jobs": n, "lost": n - len(delays), "sent_rate": n / sent_seconds, "delays_s": delays}
+
+
 async def amain(argv: list[str]) -> dict[str, Any]:
     system, url, op, *rest = argv
-    p: Producer = ArqProducer(url) if system == "arq" else ScalrProducer(url)
+    p: Producer
+    if system == "saq":
+        from bench.peers.saq_app import SaqProducer
+
+        p = SaqProducer(url)  # type: ignore[assignment]
+    elif system == "docket":
+        from bench.peers.docket_app import DocketProducer
+
+        p = DocketProducer(url)  # type: ignore[assignment]
+    elif system == "taskiq":
+        from bench.peers.taskiq_app import TaskiqProducer
+
+        p = TaskiqProducer(url)  # type: ignore[assignment]
+    else:
+        p = ArqProducer(url) if system == "arq" else ScalrProducer(url)
     await p.start()  # type: ignore[attr-defined]
     try:
         if op == "enqueue-seq":
@@ -142,6 +203,8 @@ async def amain(argv: list[str]) -> dict[str, Any]:
             return await _enqueue_batch(p, int(rest[0]), int(rest[1]))
         if op == "latency":
             return await _latency(p, url, int(rest[0]), float(rest[1]), float(rest[2]))
+        if op == "load":
+            return await _load(p, url, float(rest[0]), float(rest[1]))
         raise SystemExit(f"unknown operation {op!r}")
     finally:
         await p.close()

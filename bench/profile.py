@@ -49,7 +49,7 @@ def summarize(collapsed: Path, top: int = 25) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--system", default="scalr", choices=[s.key for s in ALL])
+    parser.add_argument("--system", default="scalr", choices=[s.key for s in ALL if not s.is_peer])
     parser.add_argument("--jobs", type=int, default=50_000)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")

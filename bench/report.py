@@ -151,6 +151,8 @@ def render(result: dict[str, Any]) -> str:
                 "Idle cost is measured over the idle period before, after a warm-up job.",
             )
         )
+    if "load_latency" in s:
+        out.append(render_load(s["load_latency"], labels, result["plan"]))
     if "enqueue" in s or "drain1" in s:
         rows = {}
         for key in labels:
@@ -188,7 +190,13 @@ def render(result: dict[str, Any]) -> str:
             batches = {k: v2 for k, v2 in v.items() if k.startswith("batch_")}
             best = max(batches.values(), key=lambda b: b["jobs_per_s"]) if batches else {}
             rows[key] = {"seq": v["sequential"], "b": best, **{k: v2 for k, v2 in batches.items()}}
-        plabels = {"arq-producer": "arq enqueue_job", "scalr-producer": "scalr"}
+        plabels = {
+            "arq-producer": "arq enqueue_job",
+            "scalr-producer": "scalr",
+            "saq-producer": "SAQ queue.enqueue",
+            "taskiq-producer": "taskiq task.kiq",
+            "docket-producer": "pydocket docket.add",
+        }
         out.append(
             table(
                 "Enqueue throughput from one process",
@@ -202,8 +210,9 @@ def render(result: dict[str, Any]) -> str:
                     ("batch round trips/job", ("b", "round_trips_per_job"), 2),
                 ],
                 ratio_of="scalr-producer",
-                note="arq has no batch API: its batch column is asyncio.gather of enqueue_job (one "
-                "connection per concurrent call); scalr's is enqueue_many (one pipeline per batch).",
+                note="Their batch column is asyncio.gather of 100 single enqueues for arq (no batch API; one "
+                "connection per concurrent call), SAQ and taskiq (no batch API) and pydocket (its add_many "
+                "is not used); scalr's is enqueue_many (one pipeline per batch).",
             )
         )
     if "scale" in s:
@@ -275,6 +284,32 @@ def render(result: dict[str, Any]) -> str:
                 )
         out.append("\n".join(lines) + "\n")
     return "\n".join(out)
+
+
+def render_load(load: dict[str, Any], labels: dict[str, str], plan: dict[str, Any]) -> str:
+    """Pickup delay under open-loop load: one row per system and load level."""
+    lines = [
+        "### Pickup latency under load (open loop, fractions of each system's own drain rate)",
+        "",
+        "| system | load | jobs/s sent | jobs | p50 ms | p99 ms | p99.9 ms | max ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key, v in load.items():
+        for name, lv in v.get("levels", {}).items():
+            lines.append(
+                f"| {labels.get(key, key)} | {name}% of {v['drain_rate']:,.0f} | {_fmt(lv.get('sent_rate'), 0)} | "
+                f"{_fmt(lv.get('jobs'), 0)} | {_fmt(lv.get('p50_ms'), 2)} | {_fmt(lv.get('p99_ms'), 2)} | "
+                f"{_fmt(lv.get('p999_ms'), 2)} | {_fmt(lv.get('max_ms'), 2)} |"
+            )
+    lines += [
+        "",
+        f"Each level: {plan.get('load_seconds')} s of single enqueues with Poisson arrivals (exponential gaps, "
+        "fixed seed) at the fraction of the system's own steady 1-process drain rate from this run, sent "
+        "whether or not earlier enqueues returned (open loop); one warm worker process at concurrency 10; "
+        "delay = the task body's first line minus the time just before that job's enqueue. With fewer "
+        "than 1,000 jobs in a level, p99.9 is the maximum.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

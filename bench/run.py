@@ -21,6 +21,7 @@ import importlib.metadata as md
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,10 +32,10 @@ from typing import Any
 
 from bench import scenarios, web
 from bench._stats import __doc__ as STATS_METHOD
-from bench._systems import ALL, ROOT, System, snapshot_scalr, source_hash
+from bench._systems import ALL, PEER_SCENARIOS, ROOT, System, snapshot_scalr, source_hash
 from bench.report import medians, render
 
-SCENARIOS = ("enqueue", "drain1", "drain2", "idle_latency", "monitor", "scale", "web")
+SCENARIOS = ("enqueue", "drain1", "drain2", "idle_latency", "load_latency", "monitor", "scale", "web")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -51,6 +52,7 @@ def plan_for(mode: str, log_dir: Path) -> scenarios.Plan:
             scale_sizes=(10_000, 100_000),
             scale_window=1_000,
             monitor_jobs=300,
+            load_seconds=4.0,
             web_seconds=3.0,
             repeats=1,
             log_dir=log_dir,
@@ -68,6 +70,7 @@ def plan_for(mode: str, log_dir: Path) -> scenarios.Plan:
         scale_window=100,
         scale_warmup=50,
         monitor_jobs=30,
+        load_seconds=0.5,
         web_seconds=1.0,
         web_concurrency=5,
         repeats=1,
@@ -80,6 +83,20 @@ def _version(dist: str) -> str:
         return md.version(dist)
     except md.PackageNotFoundError:
         return "n/a"
+
+
+def peer_versions(system: System) -> dict[str, str]:
+    """The peer's own package versions, read by its own interpreter."""
+    code = (
+        "import importlib.metadata as m, json\n"
+        "out = {}\n"
+        "for d in ('saq', 'taskiq', 'taskiq-redis', 'pydocket', 'redis', 'hiredis'):\n"
+        "    try: out[d] = m.version(d)\n"
+        "    except m.PackageNotFoundError: pass\n"
+        "print(json.dumps(out))"
+    )
+    out = subprocess.run([system.python, "-c", code], capture_output=True, text=True, check=False)
+    return json.loads(out.stdout) if out.returncode == 0 else {}
 
 
 def machine_facts(code_root: Path, ref: str | None) -> dict[str, Any]:
@@ -143,6 +160,10 @@ def run(
     raw: dict[str, Any] = {s: {} for s in chosen}
     errors: list[str] = []
     producers = {s.producer: s for s in systems}
+
+    def runs(system: System, scenario: str) -> bool:
+        return not system.is_peer or scenario in PEER_SCENARIOS
+
     started = time.monotonic()
     for rep in range(plan.repeats):
         print(f"repeat {rep + 1}/{plan.repeats}", file=sys.stderr, flush=True)
@@ -154,6 +175,19 @@ def run(
                     )
                     if res:
                         raw[sc].setdefault(f"{prod}-producer", []).append(res)
+            elif sc == "load_latency":
+                for system in systems:
+
+                    def under_load(s: System = system) -> dict[str, Any]:
+                        done = raw.get("drain1", {}).get(s.key)
+                        if not done:  # drain1 not run (or it failed): measure the rate the levels are fractions of
+                            done = [scenarios.drain(s, plan, 1)]
+                        rate = statistics.median(d["jobs_per_s_steady"] for d in done)
+                        return scenarios.load_latency(s, plan, rate)
+
+                    res = _run_one(f"{sc} {system.key}", under_load, errors, plan.code_root)
+                    if res:
+                        raw[sc].setdefault(system.key, []).append(res)
             elif sc in ("drain1", "drain2", "idle_latency"):
                 for system in systems:
                     if sc == "idle_latency":
@@ -170,7 +204,7 @@ def run(
                         raw[sc].setdefault(system.key, []).append(res)
     # one pass each: scale repeats its windows inside one worker run; MONITOR counts are exact
     if "monitor" in chosen:
-        for system in systems:
+        for system in (s for s in systems if runs(s, "monitor")):
             res = _run_one(
                 f"monitor {system.key}", lambda s=system: scenarios.monitor_breakdown(s, plan), errors, plan.code_root
             )
@@ -178,7 +212,7 @@ def run(
                 raw["monitor"][system.key] = [res]
     if "scale" in chosen:
         for size in plan.scale_sizes:
-            for system in systems:
+            for system in (s for s in systems if runs(s, "scale")):
                 res = _run_one(
                     f"scale {size} {system.key}",
                     lambda s=system, n=size: scenarios.scale(s, plan, n),
@@ -204,7 +238,13 @@ def run(
         "meta": machine_facts(plan.code_root, commit),
         "plan": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(plan).items()},
         "systems": {
-            s.key: {"label": s.label, "producer": s.producer, "queue_key": s.queue_key, "poll_delay": s.poll_delay}
+            s.key: {
+                "label": s.label,
+                "producer": s.producer,
+                "queue_key": s.queue_key,
+                "poll_delay": s.poll_delay,
+                "versions": peer_versions(s) if s.is_peer else {},
+            }
             for s in systems
         },
         "method": {
@@ -233,7 +273,13 @@ def main(argv: list[str] | None = None) -> int:
     size.add_argument("--quick", action="store_true", help="a few minutes: smaller N, one repeat")
     size.add_argument("--tiny", action="store_true", help="seconds: the smoke test's size, numbers meaningless")
     parser.add_argument("--only", nargs="+", default=[], metavar="NAME", help=f"scenarios: {' '.join(SCENARIOS)}")
-    parser.add_argument("--systems", nargs="+", default=[s.key for s in ALL], choices=[s.key for s in ALL])
+    parser.add_argument(
+        "--systems",
+        nargs="+",
+        default=None,
+        choices=[s.key for s in ALL],
+        help="default: all, the peers only where their venv was built (make bench-peers-venvs)",
+    )
     parser.add_argument(
         "--scalr-ref",
         default=None,
@@ -246,7 +292,16 @@ def main(argv: list[str] | None = None) -> int:
         if not any(s.startswith(o) for s in SCENARIOS):
             parser.error(f"unknown scenario {o!r}: choose from {', '.join(SCENARIOS)}")
     mode = "quick" if args.quick else "tiny" if args.tiny else "full"
-    systems = tuple(s for s in ALL if s.key in args.systems)
+    if args.systems is None:
+        systems = tuple(s for s in ALL if s.available())
+        for s in ALL:
+            if not s.available():
+                print(f"{s.key}: skipped, no {s.python} (make bench-peers-venvs builds it)", file=sys.stderr)
+    else:
+        missing = [s.key for s in ALL if s.key in args.systems and not s.available()]
+        if missing:
+            parser.error(f"no venv for {', '.join(missing)}: run make bench-peers-venvs first")
+        systems = tuple(s for s in ALL if s.key in args.systems)
     result = run(mode, args.only, systems, args.out, args.scalr_ref)
     print(render(result))
     print(f"result: {result['path']}", file=sys.stderr)

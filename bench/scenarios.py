@@ -34,6 +34,8 @@ class Plan:
     scale_window: int = 2_000
     scale_warmup: int = 500
     monitor_jobs: int = 500
+    load_levels: tuple[float, ...] = (0.25, 0.5, 0.75)  # fractions of the system's own drain rate
+    load_seconds: float = 10.0  # per level
     web_seconds: float = 5.0
     web_concurrency: int = 50
     repeats: int = 3
@@ -68,7 +70,7 @@ def drain(
     ``prepare`` changes the filled queue before the workers start (bench.priority spreads it over priorities).
     """
     n = plan.drain_jobs
-    batch = plan.arq_gather if system.producer == "arq" else max(plan.batch_sizes)
+    batch = max(plan.batch_sizes) if system.producer == "scalr" else plan.arq_gather
     with fresh_redis() as (server, r):
         ov = measure_overhead(r)
         a = snapshot(r)
@@ -76,7 +78,7 @@ def drain(
         if prepare is not None:
             prepare(r)
         b = snapshot(r)
-        queued = r.zcard(system.queue_key)
+        queued = system.queued(r)
         if queued != n:
             raise RuntimeError(f"{system.key}: {queued} jobs queued, expected {n}")
         counter = Counter(r)
@@ -132,7 +134,7 @@ def enqueue(system: System, plan: Plan) -> dict[str, Any]:
                 k: (v - base.by_command.get(k, 0)) / extra for k, v in sorted(d.by_command.items())
             },
         }
-        sizes = (plan.arq_gather,) if system.producer == "arq" else plan.batch_sizes
+        sizes = plan.batch_sizes if system.producer == "scalr" else (plan.arq_gather,)
         for size in sizes:
             res, d = cost("enqueue-batch", plan.batch_jobs, size)
             out[f"batch_{size}"] = {
@@ -151,7 +153,14 @@ def _pcts(delays: list[float]) -> dict[str, float]:
     def q(p: float) -> float:
         return ms[min(len(ms) - 1, round(p * (len(ms) - 1)))]
 
-    return {"p50_ms": q(0.5), "p90_ms": q(0.9), "p99_ms": q(0.99), "max_ms": ms[-1], "mean_ms": statistics.fmean(ms)}
+    return {
+        "p50_ms": q(0.5),
+        "p90_ms": q(0.9),
+        "p99_ms": q(0.99),
+        "p999_ms": q(0.999),
+        "max_ms": ms[-1],
+        "mean_ms": statistics.fmean(ms),
+    }
 
 
 def idle_and_latency(system: System, plan: Plan) -> dict[str, Any]:
@@ -184,6 +193,37 @@ def idle_and_latency(system: System, plan: Plan) -> dict[str, Any]:
         **_pcts(lat["delays_s"]),
         "delays_ms": [round(x * 1000, 3) for x in lat["delays_s"]],
     }
+
+
+def load_latency(system: System, plan: Plan, drain_rate: float) -> dict[str, Any]:
+    """Pickup delay under an open-loop stream at fractions of the system's own drain rate.
+
+    One warm worker; for each level a Poisson stream of single enqueues (exponential gaps, fixed
+    seed) at ``level * drain_rate`` jobs/s for ``load_seconds``, sent whatever the worker does;
+    delay = the task body's first line minus the time just before that job's enqueue.
+    """
+    levels: dict[str, Any] = {}
+    with fresh_redis() as (server, _r):
+        w = Worker(system, server.url, plan.log_dir, tag="load")
+        try:
+            client(system, server.url, "latency", 2, 0.0, 0.01)  # the worker is up and warm
+            for level in plan.load_levels:
+                rate = level * drain_rate
+                res = client(system, server.url, "load", rate, plan.load_seconds, timeout=plan.load_seconds + 120)
+                if not w.alive():
+                    raise RuntimeError(f"worker {system.key} died:\n{w.tail()}")
+                levels[f"{round(level * 100)}"] = {
+                    "level": level,
+                    "target_rate": rate,
+                    "sent_rate": res["sent_rate"],
+                    "jobs": res["jobs"],
+                    "lost": res["lost"],
+                    **_pcts(res["delays_s"]),
+                    "delays_ms": [round(x * 1000, 3) for x in res["delays_s"]],
+                }
+        finally:
+            w.stop()
+    return {"drain_rate": drain_rate, "levels": levels}
 
 
 def scale(system: System, plan: Plan, size: int) -> dict[str, Any]:

@@ -48,6 +48,19 @@ def _enqueue_many(s: dict[str, Any]) -> float | None:
     return max(rates) if rates else None
 
 
+PEERS = ("saq", "taskiq", "docket")
+
+
+def _best_peer(s: dict[str, Any], scenario: str, path: tuple[str, ...], best: Callable[..., float]) -> float | None:
+    """The best peer's figure in this run (min for latency, max for throughput); None without peers."""
+    values = [v for v in (_sys(s, scenario, p, *path) for p in PEERS) if v is not None]
+    return best(values) if values else None
+
+
+def _load_p99(s: dict[str, Any], level: str) -> float | None:
+    return _g(s.get("load_latency", {}).get("scalr", {}).get("levels", {}).get(level), "p99_ms")
+
+
 def _over(num: tuple[str, str], den: tuple[str, str], *path: str) -> Callable[[dict[str, Any]], float | None]:
     """The ratio of one (scenario, system) figure to another's, from the same run."""
     return lambda s: _div(_sys(s, num[0], num[1], *path), _sys(s, den[0], den[1], *path))
@@ -120,6 +133,31 @@ CHECKS: list[Check] = [
     ),
     ("scale: per-job cost, largest / smallest backlog", lambda s: _scale(s, "scalr", "ratio"), "<=", 1.5, "×"),
     ("scale: worker RSS peak, largest / smallest backlog", lambda s: _scale(s, "scalr", "rss"), "<=", 1.1, "×"),
+    # against the fastest asyncio peers in the same run (SAQ, taskiq, pydocket; not measured without their venvs)
+    (
+        "pickup p50: best peer / scalr",
+        lambda s: _div(_best_peer(s, "idle_latency", ("p50_ms",), min), _sys(s, *SCALR_PICKUP, "p50_ms")),
+        ">=",
+        1.0,
+        "×",
+    ),
+    (
+        "pickup p99: best peer / scalr",
+        lambda s: _div(_best_peer(s, "idle_latency", ("p99_ms",), min), _sys(s, *SCALR_PICKUP, "p99_ms")),
+        ">=",
+        1.0,
+        "×",
+    ),
+    (
+        "drain vs best peer (steady, 1 proc)",
+        lambda s: _div(
+            _sys(s, "drain1", "scalr", "jobs_per_s_steady"), _best_peer(s, "drain1", ("jobs_per_s_steady",), max)
+        ),
+        ">=",
+        1.0,
+        "×",
+    ),
+    ("pickup p99 at 50% of the drain rate", lambda s: _load_p99(s, "50"), "<=", 10.0, "ms"),
 ]
 
 

@@ -58,3 +58,43 @@ def test_bench_tiny_run_writes_a_complete_result(tmp_path: Path) -> None:
     assert len(result["repeats"]["drain1"]["scalr"]) == result["plan"]["repeats"] == 1
     web = s["web"]
     assert "skipped" in web or web["template"]["noop_rps"] > 0
+    # latency under open-loop load: every level sent its jobs and every job's delay came back
+    for system in ("arq-0.01", "scalr"):
+        levels = s["load_latency"][system]["levels"]
+        assert set(levels) == {"25", "50", "75"}
+        for level in levels.values():
+            assert level["jobs"] > 0 and level["lost"] == 0
+            assert 0 < level["p50_ms"] <= level["p99_ms"] <= level["p999_ms"] <= level["max_ms"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_bench_plots_draws_the_charts_of_a_result(tmp_path: Path) -> None:
+    result = {
+        "mode": "tiny",
+        "meta": {"date": "2026-12-02 00:00 UTC", "cores": 2},
+        "plan": {"drain_jobs": 200},
+        "systems": {"scalr": {"label": "scalr_queue"}, "saq": {"label": "SAQ"}},
+        "summary": {
+            "drain1": {"scalr": {"jobs_per_s_steady": 2000.0}, "saq": {"jobs_per_s_steady": 800.0}},
+            "drain2": {"scalr": {"jobs_per_s_steady": 3000.0}},
+        },
+        "repeats": {
+            "idle_latency": {"scalr": [{"delays_ms": [1.5, 2.0, 2.5]}], "saq": [{"delays_ms": [3.0, 4.0]}]},
+            "load_latency": {"scalr": [{"levels": {"50": {"delays_ms": [2.0, 9.0]}}}]},
+        },
+    }
+    src = tmp_path / "r.json"
+    src.write_text(json.dumps(result))
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.plots", str(src), "--prefix", "t"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in ("pickup-cdf", "load-cdf", "drain"):
+        png = tmp_path / f"t-{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
