@@ -132,7 +132,7 @@ async def test_queue_dashboard_is_mounted_and_outside_the_api_contract(client: h
     assert not any(path.startswith("/queue") for path in (await client.get("/openapi.json")).json()["paths"])
 
 
-async def test_queue_dashboard_refuses_other_hosts_without_credentials(redis_url: str) -> None:
+async def test_queue_dashboard_refuses_other_hosts_without_credentials(queue_url: str) -> None:
     from src.main import app
 
     transport = httpx.ASGITransport(app=app, client=("192.0.2.10", 40000))
