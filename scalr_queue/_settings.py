@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ._durations import DURATION_HELP, parse_duration
 from ._errors import ConfigurationError
 from .redis._keys import DEFAULT_QUEUE
-from .redis._url import is_sentinel_url, parse_sentinel_url
+from .redis._url import is_cluster_url, is_sentinel_url, parse_cluster_url, parse_sentinel_url
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
@@ -61,13 +61,17 @@ def check_redis_url(url: str) -> str:
     if is_sentinel_url(url):
         parse_sentinel_url(url)  # its ValueError is already one line naming what is wrong
         return url
+    if is_cluster_url(url):
+        parse_cluster_url(url)
+        return url
     if url.startswith("memory:"):
         return _check_memory_url(url)
     try:
         parts = urlsplit(url)
         if parts.scheme not in {"redis", "rediss", "unix"}:
             raise ValueError(
-                "scheme must be redis://, rediss:// or unix:// (or redis+sentinel://, rediss+sentinel://; "
+                "scheme must be redis://, rediss:// or unix:// (or redis+sentinel://, rediss+sentinel://, "
+                "redis+cluster://, rediss+cluster://; "
                 "memory:// for the in-process store), "
                 f"not {parts.scheme or 'none'!r}"
             )
