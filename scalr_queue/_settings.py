@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ._durations import DURATION_HELP, parse_duration
 from ._errors import ConfigurationError
-from .redis._keys import DEFAULT_QUEUE
+from .redis._keys import DEFAULT_QUEUE, use_tagged_keys
 from .redis._url import is_cluster_url, is_sentinel_url, parse_cluster_url, parse_sentinel_url
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -57,7 +57,12 @@ def mask_url(url: str) -> str:
 
 
 def check_redis_url(url: str) -> str:
-    """Validate the URL early (scheme, port, db) so a typo fails at start-up with one line."""
+    """Validate the URL early (scheme, port, db) so a typo fails at start-up with one line.
+
+    It also picks the process's key layout (``redis._keys.use_tagged_keys``): tagged names for a
+    ``redis+cluster://`` URL, arq's names otherwise, before any code builds a key from these settings.
+    """
+    use_tagged_keys(is_cluster_url(url))
     if is_sentinel_url(url):
         parse_sentinel_url(url)  # its ValueError is already one line naming what is wrong
         return url
