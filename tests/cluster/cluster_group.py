@@ -40,6 +40,8 @@ class ClusterGroup:
                 "--cluster-config-file", str(path / "nodes.conf"),
                 "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
                 "--cluster-port", str(free_port()),  # the bus on a free port too, not port + 10000
+                # a replica may take over however long its link was down (the test kills at once)
+                "--cluster-replica-validity-factor", "0",
             )
             self.nodes.append(RedisServer(data_dir=path, extra_args=args).start())
         cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
@@ -49,7 +51,19 @@ class ClusterGroup:
             check=True, capture_output=True, timeout=timeout,
         )
         self.wait(self.healthy, timeout, "the cluster to be ok on every node")
+        self.wait(self.replicas_in_sync, timeout, "every replica to sync with its master")
         return self
+
+    def replicas_in_sync(self) -> bool:
+        linked = 0
+        for node in self.nodes:
+            with self.client(node.port) as c:
+                info = c.info("replication")
+                if info.get("role") == "slave":
+                    if info.get("master_link_status") != "up":
+                        return False
+                    linked += 1
+        return linked == 3
 
     def client(self, port: int) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1)
@@ -66,8 +80,9 @@ class ClusterGroup:
         return True
 
     def master_of(self, key: str) -> RedisServer:
-        """The node that serves ``key``'s slot now."""
-        with self.client(self.nodes[0].port) as c:
+        """The node that serves ``key``'s slot now, as a live node sees it."""
+        live = next(n for n in self.nodes if n.process is not None and n.process.poll() is None)
+        with self.client(live.port) as c:
             slot = int(c.execute_command("CLUSTER", "KEYSLOT", key))
             for start, end, master, *_ in c.execute_command("CLUSTER", "SLOTS"):
                 if start <= slot <= end:
