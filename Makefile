@@ -149,6 +149,10 @@ settings-docs: bootstrap ## Regenerate the README's settings table and .env.shar
 test-sentinel: bootstrap ## Sentinel failover on loopback (1 master, 2 replicas, 3 sentinels): SIGKILL, switchover, MIN_REPLICAS
 	$(PY) -m pytest tests/reliability/test_sentinel_failover.py --sentinel -q
 
+.PHONY: test-cluster
+test-cluster: bootstrap ## Redis Cluster on loopback (3 masters + 3 replicas): three queues on three shards, master SIGKILL
+	$(PY) -m pytest tests/cluster --cluster -q --no-cov --timeout 120
+
 test-docker: bootstrap ## Docker: make up/down and the compose promises on a real engine (as root the first time)
 	@scripts/test-docker.sh
 
