@@ -25,7 +25,8 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 _SIZE = re.compile(r"^\s*([0-9]+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 10**6, "mib": 2**20, "gb": 10**9, "gib": 2**30}
 SIZE_HELP = "a size in bytes (1048576) or with a unit (512KiB, 1MiB, 1MB)"
-QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+# a name may end in "~<shard>": the shards of one logical queue split with SCALR_QUEUE_SHARDS
+QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}(~[1-9][0-9]{0,2})?$")
 QUEUE_NAME_HELP = "1-64 characters: letters, digits, '_', '.', '-' (starting with a letter or digit)"
 
 
@@ -95,6 +96,29 @@ def check_redis_url(url: str) -> str:
     return url
 
 
+MAX_SHARDS = 256
+
+
+def shard_counts(value: str) -> dict[str, int]:
+    """``"bulk=4,mail=2"`` -> ``{"bulk": 4, "mail": 2}``; a ValueError names the bad part."""
+    shards: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        name, sep, count = part.partition("=")
+        name = name.strip()
+        if not sep or not QUEUE_NAME_RE.match(name) or "~" in name:
+            raise ValueError(f"{part!r} is not <queue>=<shards> (expected e.g. bulk=4,mail=2)")
+        if not count.strip().isdigit() or not 1 <= int(count) <= MAX_SHARDS:
+            raise ValueError(f"{part!r}: the shard count must be a number from 1 to {MAX_SHARDS}")
+        shards[name] = int(count)
+    return shards
+
+
+def check_shards(value: Any) -> Any:
+    if isinstance(value, str):
+        shard_counts(value)
+    return value
+
+
 def parse_processes(value: Any) -> Any:
     """``auto``, or a whole number from 1 to 256 (from a flag or an env file, so text is normal)."""
     if isinstance(value, str) and value.strip().lower() == "auto":
@@ -138,6 +162,11 @@ class Settings(BaseSettings):
         1,
         description="worker processes one `python -m scalr_queue.worker` keeps running (`auto`: the cores the "
         "container may use)",
+    )
+    shards: Annotated[str, BeforeValidator(check_shards)] = Field(
+        "",
+        description="hot queues split over N shards, `bulk=4,mail=2`: enqueue spreads each job by a hash of its "
+        "id over `bulk`, `bulk~1` ... `bulk~3` (on Redis Cluster: N slots), a worker of `bulk` serves all N",
     )
     job_timeout: Duration = Field(300.0, description="per-attempt timeout; the attempt is cancelled and retried")
     max_tries: int = Field(5, ge=1, le=1000, description="attempts per job, the first included; then the failed set")
@@ -266,6 +295,10 @@ class Settings(BaseSettings):
         if value is not None and not re.match(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$", value):
             raise ValueError("expected a module path such as src.worker (optionally src.worker:tasks)")
         return value or None
+
+    def shard_count(self, queue: str) -> int:
+        """How many shards ``SCALR_QUEUE_SHARDS`` gives ``queue`` (1: not split)."""
+        return shard_counts(self.shards).get(queue, 1) if self.shards else 1
 
     @property
     def safe_redis_url(self) -> str:

@@ -18,6 +18,7 @@ from .._codec import dumps, encode_kwargs, job_payload
 from .._errors import ConfigurationError, JobOptionsError, PayloadError, QueueUnavailableError
 from .._priority import ready_ranges
 from .._settings import QUEUE_NAME_HELP, QUEUE_NAME_RE, Settings, get_settings
+from .._shards import shard_for
 from .._tasks import P, R, TaskFn, TaskSpec
 from ..control._holds import Released, check_task, hold_field, hold_rule, parse_where
 from ..observe._producer_metrics import producer_metrics
@@ -163,6 +164,10 @@ class QueueClient:
             )
         now_ms = int(time.time() * 1000)
         placement = options.place(self.settings.queue_name, now_ms)
+        if self.settings.shards:  # a split hot queue: the job's shard, by a hash of its id
+            count = self.settings.shard_count(placement.queue)
+            if count > 1:
+                placement = placement._replace(queue=shard_for(placement.queue, placement.job_id, count))
         name = await self._catalog.check(task, placement.queue, args, kwargs)
         kwargs_json = encode_kwargs(name, kwargs)
         if args:

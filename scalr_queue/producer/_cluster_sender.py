@@ -46,6 +46,6 @@ class ClusterScriptSender:
                 keys = [str(k) for k in command[3 : 3 + n]]
                 try:
                     results[i] = await eval_script(self.redis, self.script, keys, command[3 + n :])
-                except Exception as exc:  # noqa: BLE001 - reported per call, as the pipeline's errors are
+                except Exception as exc:
                     results[i] = exc
         return results

@@ -8,6 +8,7 @@ node fails, subscribes again on another: the cancel watcher re-reads the cancel 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from typing import Any
 
@@ -53,7 +54,7 @@ class NodePubSub:
         self._pubsub = self._client.pubsub()
         await self._pubsub.subscribe(*channels)
 
-    async def get_message(self, timeout: float) -> dict[str, Any] | None:
+    async def get_message(self, timeout: float) -> dict[str, Any] | None:  # noqa: ASYNC109 - as PubSub
         if self._pubsub is None:
             return None
         try:
@@ -66,13 +67,10 @@ class NodePubSub:
     async def aclose(self) -> None:
         pubsub, client = self._pubsub, self._client
         self._pubsub = self._client = None
+        # a dead node's socket: nothing to close cleanly
         if pubsub is not None:
-            try:
+            with contextlib.suppress(Exception):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
-            except Exception:  # noqa: BLE001, S110 - a dead node's socket: nothing to close cleanly
-                pass
         if client is not None:
-            try:
+            with contextlib.suppress(Exception):
                 await client.aclose()
-            except Exception:  # noqa: BLE001, S110
-                pass

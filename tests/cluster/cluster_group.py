@@ -36,19 +36,26 @@ class ClusterGroup:
             path = self.directory / f"node{i}"
             path.mkdir()
             args = (
-                "--cluster-enabled", "yes",
-                "--cluster-config-file", str(path / "nodes.conf"),
-                "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
-                "--cluster-port", str(free_port()),  # the bus on a free port too, not port + 10000
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                str(path / "nodes.conf"),
+                "--cluster-node-timeout",
+                str(NODE_TIMEOUT_MS),
+                "--cluster-port",
+                str(free_port()),  # the bus on a free port too, not port + 10000
                 # a replica may take over however long its link was down (the test kills at once)
-                "--cluster-replica-validity-factor", "0",
+                "--cluster-replica-validity-factor",
+                "0",
             )
             self.nodes.append(RedisServer(data_dir=path, extra_args=args).start())
         cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
         addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
         subprocess.run(
             [cli, "--cluster", "create", *addresses, "--cluster-replicas", "1", "--cluster-yes"],
-            check=True, capture_output=True, timeout=timeout,
+            check=True,
+            capture_output=True,
+            timeout=timeout,
         )
         self.wait(self.healthy, timeout, "the cluster to be ok on every node")
         self.wait(self.replicas_in_sync, timeout, "every replica to sync with its master")
