@@ -142,6 +142,31 @@ async def _is(job: object, status: JobStatus) -> bool:
     return await job.status() == status  # type: ignore[attr-defined,no-any-return]
 
 
+async def test_a_split_queue_spreads_over_masters_and_one_worker_serves_every_shard(
+    cluster: ClusterGroup, tmp_path: Path
+) -> None:
+    (tmp_path / "cl_jobs.py").write_text(TASKS)
+    env = base_env(cluster.url, SCALR_QUEUE_SHARDS="hot=3", **FAST)
+    env.pop("SCALR_QUEUE_TASKS", None)
+    worker = Proc(
+        "worker-hot",
+        [sys_executable(), "-m", "scalr_queue.worker", "cl_jobs", "--queue", "hot"],
+        tmp_path,
+        env,
+        tmp_path,
+    )
+    client = QueueClient(load_settings(redis_url=cluster.url, shards="hot=3"))
+    try:
+        jobs = [await client.enqueue("ok", i=i, _queue_name="hot") for i in range(30)]
+        assert {j.queue for j in jobs} == {"hot", "hot~1", "hot~2"}
+        masters = {cluster.master_of("{" + q + "}").port for q in ("hot", "hot~1", "hot~2")}
+        assert [await j.result(timeout=20) for j in jobs] == list(range(30))
+        print(f"3 shards of 'hot' on {len(masters)} masters")
+    finally:
+        worker.stop()
+        await client.close()
+
+
 async def test_master_sigkill_fails_over_and_other_queues_never_stop(
     cluster: ClusterGroup, client: QueueClient, workers: dict[str, Proc]
 ) -> None:
