@@ -346,7 +346,7 @@ async def find_job(dash: Dashboard, job_id: str, names: Sequence[str]) -> str | 
     """The queue that knows ``job_id``: its result names it, else each queue is asked in one round trip."""
     redis = await dash.client.redis()
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.get(result_key(job_id, dash.settings.queue_name))
+        pipe.get(result_key(job_id, dash.client.settings.queue_name))
         for q in names:
             pipe.zscore(queue_key(q), job_id)
             pipe.zscore(leases_key(q), job_id)

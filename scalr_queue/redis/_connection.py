@@ -147,7 +147,7 @@ class ScalrRedisCluster(RedisCluster):
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
         return super().pipeline()
 
-    async def aclose(self, close_connection_pool: bool | None = None) -> None:  # type: ignore[override]
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
         await super().aclose()
 
     async def enqueue_job(self, function: str, *args: Any, **kwargs: Any) -> ArqJob | None:
@@ -161,7 +161,9 @@ def _cluster(settings: Settings, kwargs: dict[str, Any]) -> ScalrRedis:
     MOVED and failovers by itself. The process then builds tagged key names (``_keys``)."""
     target = parse_cluster_url(settings.redis_url)
     options = {k: v for k, v in kwargs.items() if k != "retry_on_error"}
-    redis = ScalrRedisCluster(
+    # redis-py's command mixins declare a connection_pool the cluster client does not have (pyright)
+    make_cluster = cast(Callable[..., ScalrRedisCluster], ScalrRedisCluster)
+    redis = make_cluster(
         startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
         username=target.username,
         password=target.password,
