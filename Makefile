@@ -103,6 +103,10 @@ bench: bootstrap ## Run the benchmark (bench/)
 bench-quick: bootstrap ## A short benchmark run, for a quick look
 	$(PY) -m bench.run --quick
 
+.PHONY: bench-cluster
+bench-cluster: bootstrap ## jobs/s and Redis CPU per job: one Redis vs a 3-master cluster, three queues (bench/cluster.py)
+	$(PY) -m bench.cluster
+
 .PHONY: test-dashboard bench-dashboard
 test-dashboard: bootstrap ## The dashboard's tests: real Redis, worker and uvicorn, Debian's chromium via Selenium
 	$(PY) -m pytest -q -p no:cacheprovider tests/dashboard --no-cov

@@ -132,6 +132,11 @@ class QueueClient:
     def _script_sender(self, redis: ScalrRedis, script: str) -> ScriptSender:
         s = self.settings
         if tagged_keys():
+            if s.min_replicas:
+                raise ConfigurationError(
+                    "SCALR_QUEUE_MIN_REPLICAS works with redis:// and redis+sentinel:// only: on redis+cluster:// "
+                    "an enqueue is not confirmed by WAIT yet (unset it; docs/cluster.md has the loss window)"
+                )
             return cast(ScriptSender, ClusterScriptSender(redis, script))
         return ScriptSender(redis, script, min_replicas=s.min_replicas, replicas_timeout=s.min_replicas_timeout)
 
