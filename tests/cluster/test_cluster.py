@@ -24,7 +24,11 @@ from .cluster_group import ClusterGroup
 
 TASKS = """
 import asyncio
+from arq import cron
 from scalr_queue import Fail
+
+async def tick(ctx) -> None:
+    await ctx["redis"].rpush("cron-ran:{" + ctx["queue"] + "}", ctx["job_id"])
 
 async def ok(ctx, i: int) -> int:
     await ctx["redis"].hincrby("runs:{" + ctx["queue"] + "}", ctx["job_id"], 1)
@@ -42,6 +46,7 @@ async def slow(ctx) -> None:
     await asyncio.sleep(60)
 
 tasks = [ok, flaky, bad, slow]
+cron_jobs = [cron(tick, run_at_startup=True)]
 """
 
 FAST = {
@@ -130,10 +135,14 @@ async def test_run_retry_fail_and_cancel_on_three_shards(client: QueueClient, wo
         await wait_until(lambda s=slow: _is(s, JobStatus.IN_PROGRESS), timeout=20, what="slow to start")
         assert await slow.cancel() == CancelOutcome.CANCELLING, "a running job is told over pub/sub"
         await wait_until(lambda s=slow: _is(s, JobStatus.CANCELLED), timeout=20, what="slow to be cancelled")
+    redis = await client.redis()
+    for q in workers:
+        ran = await redis.lrange("cron-ran:{" + q + "}", 0, -1)
+        assert ran and ran[0].startswith(b"cron:tick:"), f"the cron job ran on {q}"
     overview = {o.queue: o for o in await client.list_queues()}
     for q in workers:
         assert overview[q].failed == 1
-        assert overview[q].complete_last_hour >= 6
+        assert overview[q].complete_last_hour >= 6, "5 ok and flaky"
         assert overview[q].cancelled_last_hour == 1
         assert overview[q].workers == 1
 
