@@ -103,6 +103,10 @@ bench: bootstrap ## Run the benchmark (bench/)
 bench-quick: bootstrap ## A short benchmark run, for a quick look
 	$(PY) -m bench.run --quick
 
+.PHONY: bench-cluster
+bench-cluster: bootstrap ## jobs/s and Redis CPU per job: one Redis vs a 3-master cluster, three queues (bench/cluster.py)
+	$(PY) -m bench.cluster
+
 .PHONY: test-dashboard bench-dashboard
 test-dashboard: bootstrap ## The dashboard's tests: real Redis, worker and uvicorn, Debian's chromium via Selenium
 	$(PY) -m pytest -q -p no:cacheprovider tests/dashboard --no-cov
@@ -155,6 +159,10 @@ settings-docs: bootstrap ## Regenerate the README's settings table and .env.shar
 .PHONY: test-sentinel
 test-sentinel: bootstrap ## Sentinel failover on loopback (1 master, 2 replicas, 3 sentinels): SIGKILL, switchover, MIN_REPLICAS
 	$(PY) -m pytest tests/reliability/test_sentinel_failover.py --sentinel -q
+
+.PHONY: test-cluster
+test-cluster: bootstrap ## Redis Cluster on loopback (3 masters + 3 replicas): three queues on three shards, master SIGKILL
+	$(PY) -m pytest tests/cluster --cluster -q --no-cov --timeout 120
 
 test-docker: bootstrap ## Docker: make up/down and the compose promises on a real engine (as root the first time)
 	@scripts/test-docker.sh

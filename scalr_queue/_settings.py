@@ -17,15 +17,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ._durations import DURATION_HELP, parse_duration
 from ._errors import ConfigurationError
-from .redis._keys import DEFAULT_QUEUE
-from .redis._url import is_sentinel_url, parse_sentinel_url
+from .redis._keys import DEFAULT_QUEUE, use_tagged_keys
+from .redis._url import is_cluster_url, is_sentinel_url, parse_cluster_url, parse_sentinel_url
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 _SIZE = re.compile(r"^\s*([0-9]+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 10**6, "mib": 2**20, "gb": 10**9, "gib": 2**30}
 SIZE_HELP = "a size in bytes (1048576) or with a unit (512KiB, 1MiB, 1MB)"
-QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+# a name may end in "~<shard>": the shards of one logical queue split with SCALR_QUEUE_SHARDS
+QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}(~[1-9][0-9]{0,2})?$")
 QUEUE_NAME_HELP = "1-64 characters: letters, digits, '_', '.', '-' (starting with a letter or digit)"
 
 
@@ -57,9 +58,17 @@ def mask_url(url: str) -> str:
 
 
 def check_redis_url(url: str) -> str:
-    """Validate the URL early (scheme, port, db) so a typo fails at start-up with one line."""
+    """Validate the URL early (scheme, port, db) so a typo fails at start-up with one line.
+
+    It also picks the process's key layout (``redis._keys.use_tagged_keys``): tagged names for a
+    ``redis+cluster://`` URL, arq's names otherwise, before any code builds a key from these settings.
+    """
+    use_tagged_keys(is_cluster_url(url))
     if is_sentinel_url(url):
         parse_sentinel_url(url)  # its ValueError is already one line naming what is wrong
+        return url
+    if is_cluster_url(url):
+        parse_cluster_url(url)
         return url
     if url.startswith("memory:"):
         return _check_memory_url(url)
@@ -67,7 +76,8 @@ def check_redis_url(url: str) -> str:
         parts = urlsplit(url)
         if parts.scheme not in {"redis", "rediss", "unix"}:
             raise ValueError(
-                "scheme must be redis://, rediss:// or unix:// (or redis+sentinel://, rediss+sentinel://; "
+                "scheme must be redis://, rediss:// or unix:// (or redis+sentinel://, rediss+sentinel://, "
+                "redis+cluster://, rediss+cluster://; "
                 "memory:// for the in-process store), "
                 f"not {parts.scheme or 'none'!r}"
             )
@@ -84,6 +94,29 @@ def check_redis_url(url: str) -> str:
             msg = "the port must be a number from 1 to 65535"
         raise ValueError(msg) from None
     return url
+
+
+MAX_SHARDS = 256
+
+
+def shard_counts(value: str) -> dict[str, int]:
+    """``"bulk=4,mail=2"`` -> ``{"bulk": 4, "mail": 2}``; a ValueError names the bad part."""
+    shards: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        name, sep, count = part.partition("=")
+        name = name.strip()
+        if not sep or not QUEUE_NAME_RE.match(name) or "~" in name:
+            raise ValueError(f"{part!r} is not <queue>=<shards> (expected e.g. bulk=4,mail=2)")
+        if not count.strip().isdigit() or not 1 <= int(count) <= MAX_SHARDS:
+            raise ValueError(f"{part!r}: the shard count must be a number from 1 to {MAX_SHARDS}")
+        shards[name] = int(count)
+    return shards
+
+
+def check_shards(value: Any) -> Any:
+    if isinstance(value, str):
+        shard_counts(value)
+    return value
 
 
 def parse_processes(value: Any) -> Any:
@@ -129,6 +162,11 @@ class Settings(BaseSettings):
         1,
         description="worker processes one `python -m scalr_queue.worker` keeps running (`auto`: the cores the "
         "container may use)",
+    )
+    shards: Annotated[str, BeforeValidator(check_shards)] = Field(
+        "",
+        description="hot queues split over N shards, `bulk=4,mail=2`: enqueue spreads each job by a hash of its "
+        "id over `bulk`, `bulk~1` ... `bulk~3` (on Redis Cluster: N slots), a worker of `bulk` serves all N",
     )
     job_timeout: Duration = Field(300.0, description="per-attempt timeout; the attempt is cancelled and retried")
     max_tries: int = Field(5, ge=1, le=1000, description="attempts per job, the first included; then the failed set")
@@ -257,6 +295,10 @@ class Settings(BaseSettings):
         if value is not None and not re.match(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$", value):
             raise ValueError("expected a module path such as src.worker (optionally src.worker:tasks)")
         return value or None
+
+    def shard_count(self, queue: str) -> int:
+        """How many shards ``SCALR_QUEUE_SHARDS`` gives ``queue`` (1: not split)."""
+        return shard_counts(self.shards).get(queue, 1) if self.shards else 1
 
     @property
     def safe_redis_url(self) -> str:

@@ -33,9 +33,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--docker", action="store_true", help="run tests/docker against a Docker engine (make test-docker)"
     )
     parser.addoption("--sentinel", action="store_true", help="run the Sentinel failover tests (make test-sentinel)")
+    parser.addoption("--cluster", action="store_true", help="run the Redis Cluster tests (make test-cluster)")
 
 
 SENTINEL_TESTS = Path(__file__).parent / "reliability" / "test_sentinel_failover.py"
+CLUSTER_TESTS = Path(__file__).parent / "cluster"
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -44,6 +46,9 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
         return True
     # six Redis processes and several failovers take over a minute: their own target, run by .ci/run
     if collection_path == SENTINEL_TESTS and not config.getoption("--sentinel"):
+        return True
+    # six cluster nodes and a failover: their own target (make test-cluster), run by .ci/run
+    if collection_path == CLUSTER_TESTS and not config.getoption("--cluster"):
         return True
     return None
 

@@ -24,7 +24,7 @@ from .._settings import Settings, get_settings
 from .._tasks import TaskSpec, as_task_spec
 from ..control._failed import failure_record
 from ..redis._keys import QUEUE_PREFIX, failed_jobs_key, failed_key, queue_key
-from ..redis._url import is_sentinel_url, parse_sentinel_url
+from ..redis._url import is_cluster_url, is_sentinel_url, parse_sentinel_url
 from ..worker._retry import decide
 
 # arq gives every job key a TTL; make arq-enqueued jobs (its cron) effectively never expire
@@ -34,6 +34,10 @@ ARQ_TIMEOUT_MARGIN_S = 5.0
 
 def redis_settings(settings: Settings) -> RedisSettings:
     """arq's RedisSettings for ``REDIS_URL``; a Sentinel URL uses arq's own Sentinel support."""
+    if is_cluster_url(settings.redis_url):
+        raise ValueError(
+            "arq's own Worker has no Redis Cluster support: run scalr_queue's worker on a redis+cluster:// URL"
+        )
     if is_sentinel_url(settings.redis_url):
         target = parse_sentinel_url(settings.redis_url)
         rs = RedisSettings(

@@ -18,19 +18,19 @@ from .._errors import JobNotFoundError
 from ..redis import _scripts
 from ..redis._connection import eval_script
 from ..redis._keys import (
-    IN_PROGRESS_PREFIX,
-    JOB_PREFIX,
-    RESULT_PREFIX,
-    RETRY_PREFIX,
     cancel_channel,
     cancels_key,
     failed_jobs_key,
     finished_key,
     held_key,
+    in_progress_key,
+    job_key,
     leases_key,
     parked_ids_key,
     parked_key,
     queue_key,
+    result_key,
+    retry_key,
     tries_key,
 )
 
@@ -82,11 +82,11 @@ async def cancel_job(client: QueueAccess, job_id: str, queue: str, reason: objec
     why = clean_reason(reason)
     now = int(time.time() * 1000)
     keys = [
-        JOB_PREFIX + job_id,
+        job_key(job_id, queue),
         queue_key(queue),
-        IN_PROGRESS_PREFIX + job_id,
-        RESULT_PREFIX + job_id,
-        RETRY_PREFIX + job_id,
+        in_progress_key(job_id, queue),
+        result_key(job_id, queue),
+        retry_key(job_id, queue),
         leases_key(queue),
         cancels_key(queue),
         failed_jobs_key(queue),
@@ -94,7 +94,7 @@ async def cancel_job(client: QueueAccess, job_id: str, queue: str, reason: objec
         parked_key(queue),
         parked_ids_key(queue),
         finished_key(queue, "cancelled"),
-        tries_key(job_id),
+        tries_key(job_id, queue),
     ]
     px = int(client.settings.keep_result * 1000)
     args = [

@@ -22,7 +22,7 @@ from .._errors import JobNotFoundError
 from .._settings import QUEUE_NAME_RE
 from ..observe import _inspect
 from ..producer._job import JobStatus
-from ..redis._keys import RESULT_PREFIX, failed_jobs_key, failed_key, finished_key, held_key, leases_key, queue_key
+from ..redis._keys import failed_jobs_key, failed_key, finished_key, held_key, leases_key, queue_key, result_key
 from ._chart import sparkline
 from ._context import Dashboard
 from ._render import Preview, as_text, preview, redact
@@ -346,7 +346,7 @@ async def find_job(dash: Dashboard, job_id: str, names: Sequence[str]) -> str | 
     """The queue that knows ``job_id``: its result names it, else each queue is asked in one round trip."""
     redis = await dash.client.redis()
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.get(RESULT_PREFIX + job_id)
+        pipe.get(result_key(job_id, dash.client.settings.queue_name))
         for q in names:
             pipe.zscore(queue_key(q), job_id)
             pipe.zscore(leases_key(q), job_id)

@@ -35,22 +35,24 @@ from ..redis._connection import aw, eval_script
 from ..redis._keys import (
     FAILED_PREFIX,
     HELD_PREFIX,
-    IN_PROGRESS_PREFIX,
-    JOB_PREFIX,
     PAUSED_PREFIX,
     QUEUE_PREFIX,
-    RESULT_PREFIX,
-    RETRY_PREFIX,
     WORKERS_PREFIX,
     failed_jobs_key,
     failed_key,
     finished_key,
     held_key,
+    in_progress_key,
+    job_key,
     leases_key,
     parked_key,
     paused_key,
     queue_key,
+    result_key,
+    retry_key,
+    tagged_keys,
     tries_key,
+    untag,
     workers_key,
 )
 from ..worker._registry import WorkerInfo
@@ -271,6 +273,12 @@ async def discover_queues(client: QueueAccess) -> list[str]:
     redis = await client.redis()
     prefixes = (QUEUE_PREFIX, FAILED_PREFIX, WORKERS_PREFIX, PAUSED_PREFIX, HELD_PREFIX)
     found: set[str] = {client.settings.queue_name}
+    if tagged_keys():
+        # a cluster's keys are spread over its masters: redis-py's scan_iter walks each of them
+        for pattern in ("arq:queue:*", "scalr:[fwph]*"):
+            async for raw in redis.scan_iter(match=pattern, count=SCAN_COUNT):
+                _found_queue(_text(raw), prefixes, found)
+        return sorted(found)
     cursors = {"arq:queue:*": 0, "scalr:[fwph]*": 0}
     while cursors:
         async with redis.pipeline(transaction=False) as pipe:
@@ -279,15 +287,19 @@ async def discover_queues(client: QueueAccess) -> list[str]:
             replies = await client.run(pipe.execute(), "list queues")
         for pattern, (cursor, keys) in zip(list(cursors), replies, strict=True):
             for raw in keys:
-                key = _text(raw)
-                for prefix in prefixes:
-                    if key.startswith(prefix) and QUEUE_NAME_RE.match(key[len(prefix) :]):
-                        found.add(key[len(prefix) :])
+                _found_queue(_text(raw), prefixes, found)
             if int(cursor) == 0:
                 del cursors[pattern]
             else:
                 cursors[pattern] = int(cursor)
     return sorted(found)
+
+
+def _found_queue(key: str, prefixes: tuple[str, ...], found: set[str]) -> None:
+    for prefix in prefixes:
+        name = untag(key[len(prefix) :])
+        if key.startswith(prefix) and QUEUE_NAME_RE.match(name):
+            found.add(name)
 
 
 async def list_queues(client: QueueAccess, queues: Sequence[str] | None = None) -> list[QueueOverview]:
@@ -459,13 +471,13 @@ async def _summaries(client: QueueAccess, queue: str, state: str, pairs: list[tu
         if state == "failed":
             pipe.hmget(failed_jobs_key(queue), ids)
         elif state in ("complete", "cancelled"):
-            pipe.mget([RESULT_PREFIX + i for i in ids])
+            pipe.mget([result_key(i, queue) for i in ids])
         else:
-            pipe.mget([JOB_PREFIX + i for i in ids])
+            pipe.mget([job_key(i, queue) for i in ids])
         if state == "running":
-            pipe.mget([IN_PROGRESS_PREFIX + i for i in ids])
+            pipe.mget([in_progress_key(i, queue) for i in ids])
         if state in ("running", "ready", "scheduled"):
-            pipe.mget([RETRY_PREFIX + i for i in ids])
+            pipe.mget([retry_key(i, queue) for i in ids])
         replies = await client.run(pipe.execute(), "list jobs")
     records = replies[0]
     owners = replies[1] if state == "running" else [None] * len(ids)
@@ -537,7 +549,7 @@ async def job_timeline(client: QueueAccess, job_id: str, queue: str | None = Non
     redis = await client.redis()
     candidates = [check_queue(queue)] if queue else [client.settings.queue_name]
     if queue is None:
-        raw = await client.run(redis.get(RESULT_PREFIX + job_id), "job lookup")
+        raw = await client.run(redis.get(result_key(job_id, candidates[0])), "job lookup")
         named = _result_queue(raw)
         if named and named not in candidates:
             candidates.append(named)
@@ -552,8 +564,8 @@ async def job_timeline(client: QueueAccess, job_id: str, queue: str | None = Non
         where = f"queue {candidates[0]!r}" if queue else f"queue {candidates[0]!r} (pass --queue for another)"
         raise JobNotFoundError(f"no job {job_id!r} on {where}: never queued, purged, or its result expired")
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.lrange(tries_key(job_id), 0, -1)
-        pipe.get(RESULT_PREFIX + job_id)
+        pipe.lrange(tries_key(job_id, info.queue), 0, -1)
+        pipe.get(result_key(job_id, info.queue))
         records, result = await client.run(pipe.execute(), "job lookup")
     attempts = [Attempt.from_record(loads(r)) for r in records]
     last = _last_try(info, result)
@@ -561,7 +573,7 @@ async def job_timeline(client: QueueAccess, job_id: str, queue: str | None = Non
         attempts.append(last)
     trace_id = next((a.trace_id for a in reversed(attempts) if a.trace_id), None)
     if trace_id is None:
-        payload = await client.run(redis.get(JOB_PREFIX + job_id), "job lookup")
+        payload = await client.run(redis.get(job_key(job_id, info.queue)), "job lookup")
         trace_id = _trace_id(payload)
     return JobTimeline(info=info, attempts=attempts, trace_id=trace_id)
 
@@ -640,7 +652,7 @@ async def list_workers(client: QueueAccess, queues: Sequence[str] | None = None)
         holders: dict[str, list[str]] = {}
         if workers and leased:
             ids = [_text(i) for i in leased]
-            owners = await client.run(aw(redis.mget([IN_PROGRESS_PREFIX + i for i in ids])), "list workers")
+            owners = await client.run(aw(redis.mget([in_progress_key(i, q) for i in ids])), "list workers")
             for job_id, owner in zip(ids, owners, strict=True):
                 if owner is not None:
                     holders.setdefault(_text(owner), []).append(job_id)

@@ -12,12 +12,13 @@ import sys
 import time
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from .._codec import dumps, encode_kwargs, job_payload
 from .._errors import ConfigurationError, JobOptionsError, PayloadError, QueueUnavailableError
 from .._priority import ready_ranges
 from .._settings import QUEUE_NAME_HELP, QUEUE_NAME_RE, Settings, get_settings
+from .._shards import shard_for
 from .._tasks import P, R, TaskFn, TaskSpec
 from ..control._holds import Released, check_task, hold_field, hold_rule, parse_where
 from ..observe._producer_metrics import producer_metrics
@@ -25,24 +26,26 @@ from ..observe._tracing import configured_tracing
 from ..redis import _scripts
 from ..redis._connection import ScalrRedis, aw, eval_script, unavailable
 from ..redis._keys import (
-    IN_PROGRESS_PREFIX,
-    JOB_PREFIX,
-    NEXT_PREFIX,
-    RESULT_PREFIX,
-    RETRY_PREFIX,
     failed_jobs_key,
     failed_key,
     held_key,
     holds_key,
+    in_progress_key,
+    job_key,
     leases_key,
+    next_key,
     parked_ids_key,
     parked_key,
     paused_key,
     queue_key,
+    result_key,
+    retry_key,
+    tagged_keys,
     wake_key,
 )
 from ..worker._registry import WorkerInfo, live_workers
 from ._catalog import TaskCatalog
+from ._cluster_sender import ClusterScriptSender
 from ._job import Job
 from ._options import DEFAULT, JobOptions, Placement
 from ._pool import LoopPool
@@ -128,6 +131,13 @@ class QueueClient:
 
     def _script_sender(self, redis: ScalrRedis, script: str) -> ScriptSender:
         s = self.settings
+        if tagged_keys():
+            if s.min_replicas:
+                raise ConfigurationError(
+                    "SCALR_QUEUE_MIN_REPLICAS works with redis:// and redis+sentinel:// only: on redis+cluster:// "
+                    "an enqueue is not confirmed by WAIT yet (unset it; docs/cluster.md has the loss window)"
+                )
+            return cast(ScriptSender, ClusterScriptSender(redis, script))
         return ScriptSender(redis, script, min_replicas=s.min_replicas, replicas_timeout=s.min_replicas_timeout)
 
     async def run(self, awaitable: Awaitable[T], doing: str) -> T:
@@ -159,6 +169,10 @@ class QueueClient:
             )
         now_ms = int(time.time() * 1000)
         placement = options.place(self.settings.queue_name, now_ms)
+        if self.settings.shards:  # a split hot queue: the job's shard, by a hash of its id
+            count = self.settings.shard_count(placement.queue)
+            if count > 1:
+                placement = placement._replace(queue=shard_for(placement.queue, placement.job_id, count))
         name = await self._catalog.check(task, placement.queue, args, kwargs)
         kwargs_json = encode_kwargs(name, kwargs)
         if args:
@@ -185,13 +199,13 @@ class QueueClient:
         if pl.replace:
             job_id = pl.job_id
             keys = [
-                JOB_PREFIX + job_id,
+                job_key(job_id, pl.queue),
                 queue_key(pl.queue),
                 wake_key(pl.queue),
-                RESULT_PREFIX + job_id,
-                IN_PROGRESS_PREFIX + job_id,
-                NEXT_PREFIX + job_id,
-                RETRY_PREFIX + job_id,
+                result_key(job_id, pl.queue),
+                in_progress_key(job_id, pl.queue),
+                next_key(job_id, pl.queue),
+                retry_key(job_id, pl.queue),
                 leases_key(pl.queue),
                 failed_key(pl.queue),
                 failed_jobs_key(pl.queue),
@@ -199,7 +213,7 @@ class QueueClient:
                 parked_ids_key(pl.queue),
             ]
             return keys, [job_id, pl.score, p.payload, pl.px]
-        keys = [JOB_PREFIX + pl.job_id, queue_key(pl.queue), wake_key(pl.queue), RESULT_PREFIX + pl.job_id]
+        keys = [job_key(pl.job_id, pl.queue), queue_key(pl.queue), wake_key(pl.queue), result_key(pl.job_id, pl.queue)]
         return keys, [pl.job_id, pl.score, p.payload, "1" if pl.given_id else "0", pl.px]
 
     async def enqueue_call(

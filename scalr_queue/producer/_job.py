@@ -14,17 +14,17 @@ from .._errors import JobCancelledError, JobFailedError, JobNotFoundError
 from .._priority import BAND_MS, DEFAULT_PRIORITY, due_ms, payload_priority
 from .._tasks import R
 from ..redis._keys import (
-    IN_PROGRESS_PREFIX,
-    JOB_PREFIX,
-    NEXT_PREFIX,
-    RESULT_PREFIX,
-    RETRY_PREFIX,
     failed_jobs_key,
     held_key,
+    in_progress_key,
+    job_key,
     leases_key,
+    next_key,
     parked_ids_key,
     progress_key,
     queue_key,
+    result_key,
+    retry_key,
 )
 
 if TYPE_CHECKING:
@@ -137,12 +137,12 @@ class Job(Generic[R]):
     ) -> tuple[tuple[bytes | None, bytes | None, bytes | None, float | None, bytes | None, bytes | None], bytes | None]:
         redis = await self._client.redis()
         async with redis.pipeline(transaction=False) as pipe:
-            pipe.get(RESULT_PREFIX + self.job_id)
-            pipe.get(JOB_PREFIX + self.job_id)
-            pipe.exists(IN_PROGRESS_PREFIX + self.job_id)
+            pipe.get(result_key(self.job_id, self.queue))
+            pipe.get(job_key(self.job_id, self.queue))
+            pipe.exists(in_progress_key(self.job_id, self.queue))
             pipe.zscore(queue_key(self.queue), self.job_id)
             pipe.hget(failed_jobs_key(self.queue), self.job_id)
-            pipe.get(RETRY_PREFIX + self.job_id)
+            pipe.get(retry_key(self.job_id, self.queue))
             pipe.zscore(leases_key(self.queue), self.job_id)
             pipe.get(progress_key(self.queue, self.job_id))
             pipe.zscore(held_key(self.queue), self.job_id)
@@ -240,7 +240,7 @@ class Job(Generic[R]):
     async def _replacement(self, score: float | None) -> dict[str, Any] | None:
         """The replacement waiting for this running job, if any (one more read, for running jobs only)."""
         redis = await self._client.redis()
-        raw = await self._client.run(redis.get(NEXT_PREFIX + self.job_id), "job lookup")
+        raw = await self._client.run(redis.get(next_key(self.job_id, self.queue)), "job lookup")
         if raw is None:
             return None
         waiting = loads(raw)  # written by the REPLACE script from an enqueue's checked payload

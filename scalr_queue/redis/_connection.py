@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
 from redis.backoff import NoBackoff
@@ -31,8 +32,10 @@ from redis.exceptions import (
 from .._errors import QueueUnavailableError
 from .._settings import Settings
 from . import _scripts
+from ._cluster_pubsub import NodePubSub
+from ._keys import key_tag, tagged_keys, use_tagged_keys
 from ._memory import create_memory_redis, is_memory_url
-from ._url import is_sentinel_url, parse_sentinel_url
+from ._url import is_cluster_url, is_sentinel_url, parse_cluster_url, parse_sentinel_url
 
 if TYPE_CHECKING:
     from arq.jobs import Job as ArqJob
@@ -48,11 +51,19 @@ def aw(value: Awaitable[T] | T) -> Awaitable[T]:
 
 
 async def eval_script(redis: Any, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-    """EVALSHA, loading the script once if Redis does not have it (first use, or after a restart)."""
+    """EVALSHA, loading the script once if Redis does not have it (first use, or after a restart).
+
+    On a cluster the per-job key names a script builds get the queue's hash tag of its first key
+    (``_scripts.for_tag``), so the script text, and its SHA, is one per queue.
+    """
+    if tagged_keys() and keys:
+        script = _scripts.for_tag(script, key_tag(keys[0]))
     sha = _scripts.sha(script)
     try:
         return await redis.execute_command("EVALSHA", sha, len(keys), *keys, *args)
     except NoScriptError:
+        if tagged_keys():  # EVAL goes to the master of the keys' slot, and leaves the script cached there
+            return await redis.execute_command("EVAL", script, len(keys), *keys, *args)
         await redis.execute_command("SCRIPT", "LOAD", script)
         return await redis.execute_command("EVALSHA", sha, len(keys), *keys, *args)
 
@@ -87,26 +98,79 @@ class ScalrRedis(ArqRedis):
         _job_try: int | None = None,
         **kwargs: Any,
     ) -> ArqJob | None:
-        from arq.jobs import Job as ArqJob
-
-        from ._keys import QUEUE_PREFIX
-
-        client = self.scalr_client
-        if client is None:
-            raise RuntimeError("this Redis client has no scalr_queue client to enqueue through")
-        queue = _queue_name.removeprefix(QUEUE_PREFIX) if _queue_name else client.settings.queue_name
         options = {
             "_job_id": _job_id,
-            "_queue_name": queue,
+            "_queue_name": _queue_name,
             "_defer_until": _defer_until,
             "_defer_by": _defer_by,
             "_expires": _expires,
             "_job_try": _job_try,
         }
-        job = await client.enqueue_call(function, args, {**kwargs, **options})
-        if not job.created:
-            return None
-        return ArqJob(job.job_id, redis=self, _queue_name=QUEUE_PREFIX + queue, _deserializer=self.job_deserializer)
+        return await _enqueue_through(self, function, args, kwargs, options)
+
+
+async def _enqueue_through(
+    redis: Any, function: str, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
+) -> ArqJob | None:
+    """arq's ``enqueue_job`` on a ScalrRedis or a ScalrRedisCluster, through its scalr_queue client."""
+    from arq.jobs import Job as ArqJob
+
+    from ._keys import QUEUE_PREFIX, queue_key, untag
+
+    client: Enqueuer | None = redis.scalr_client
+    if client is None:
+        raise RuntimeError("this Redis client has no scalr_queue client to enqueue through")
+    name = options["_queue_name"]
+    queue = untag(name.removeprefix(QUEUE_PREFIX)) if name else client.settings.queue_name
+    job = await client.enqueue_call(function, args, {**kwargs, **options, "_queue_name": queue})
+    if not job.created:
+        return None
+    return ArqJob(job.job_id, redis=redis, _queue_name=queue_key(queue), _deserializer=redis.job_deserializer)
+
+
+class ScalrRedisCluster(RedisCluster):
+    """The ``redis+cluster://`` client: redis-py's cluster client with what the code asks of ScalrRedis.
+
+    Every key of one queue carries the queue's hash tag, so each script call and each pipeline
+    of one queue goes to one master. A cluster pipeline cannot be a MULTI transaction: the few
+    control paths that ask for one (purging the failed set) run as a plain pipeline of one slot.
+    """
+
+    scalr_client: Enqueuer | None = None
+    job_serializer: Any = None
+    job_deserializer: Any = None
+
+    def pubsub(self, **kwargs: Any) -> NodePubSub:
+        """Cancel pushes: a subscriber on one node, moved to another when that node fails."""
+        return NodePubSub(self)
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
+        return super().pipeline()
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose()
+
+    async def enqueue_job(self, function: str, *args: Any, **kwargs: Any) -> ArqJob | None:
+        names = ("_job_id", "_queue_name", "_defer_until", "_defer_by", "_expires", "_job_try")
+        options = {n: kwargs.pop(n, None) for n in names}
+        return await _enqueue_through(self, function, args, kwargs, options)
+
+
+def _cluster(settings: Settings, kwargs: dict[str, Any]) -> ScalrRedis:
+    """A client of the whole cluster: redis-py learns the slots from the nodes in the URL and follows
+    MOVED and failovers by itself. The process then builds tagged key names (``_keys``)."""
+    target = parse_cluster_url(settings.redis_url)
+    options = {k: v for k, v in kwargs.items() if k != "retry_on_error"}
+    # redis-py's command mixins declare a connection_pool the cluster client does not have (pyright)
+    make_cluster = cast(Callable[..., ScalrRedisCluster], ScalrRedisCluster)
+    redis = make_cluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
+        username=target.username,
+        password=target.password,
+        ssl=target.tls,
+        **options,
+    )
+    return cast(ScalrRedis, redis)
 
 
 def create_redis(settings: Settings, *, blocking: bool = False) -> ScalrRedis:
@@ -137,12 +201,15 @@ def create_redis(settings: Settings, *, blocking: bool = False) -> ScalrRedis:
         "lib_name": None,
         "lib_version": None,
     }
-    if settings.redis_url.lower().startswith(("rediss://", "rediss+sentinel://")):
+    if settings.redis_url.lower().startswith(("rediss://", "rediss+sentinel://", "rediss+cluster://")):
         kwargs["ssl_cert_reqs"] = settings.tls_cert_reqs
         kwargs["ssl_check_hostname"] = settings.tls_check_hostname
         if settings.tls_ca_certs:
             kwargs["ssl_ca_certs"] = settings.tls_ca_certs
-    if is_sentinel_url(settings.redis_url):
+    use_tagged_keys(is_cluster_url(settings.redis_url))
+    if is_cluster_url(settings.redis_url):
+        redis = _cluster(settings, kwargs)
+    elif is_sentinel_url(settings.redis_url):
         redis = _sentinel_master(settings, kwargs)
     else:
         redis = ScalrRedis.from_url(settings.redis_url, **kwargs)

@@ -71,45 +71,107 @@ STARTS_PREFIX = "scalr:starts:"
 
 DEFAULT_QUEUE = "default"
 
+# Redis Cluster (``redis+cluster://``): every key of queue q carries the hash tag ``{q}`` (right after
+# the prefix: ``arq:queue:{q}``, and before the id in per-job keys: ``arq:job:{q}<id>``), so every key
+# one Lua call touches is in one slot, and different queues spread over the shards. On one Redis
+# (and Sentinel) the names stay exactly arq's. A process talks to one Redis deployment, so the
+# layout is a per-process choice made by ``_connection.create_redis`` from ``REDIS_URL``.
+PER_JOB_PREFIXES = (JOB_PREFIX, IN_PROGRESS_PREFIX, RESULT_PREFIX, RETRY_PREFIX, NEXT_PREFIX)
+
+
+class _Layout:
+    tagged = False
+
+
+def use_tagged_keys(tagged: bool) -> None:
+    """Called with True by a ``redis+cluster://`` client, with False by any other."""
+    _Layout.tagged = tagged
+
+
+def tagged_keys() -> bool:
+    return _Layout.tagged
+
+
+def tag(queue: str) -> str:
+    """The queue's part of every key name: ``{queue}`` in cluster mode, else the name itself."""
+    return "{" + queue + "}" if _Layout.tagged else queue
+
+
+def untag(name: str) -> str:
+    """The queue name back from the part of a key name :func:`tag` made."""
+    return name[1:-1] if name.startswith("{") and name.endswith("}") else name
+
+
+def key_tag(key: str) -> str:
+    """The hash tag of a key name, braces included (``"{q}"`` of ``arq:queue:{q}``); "" when it has none."""
+    start = key.find("{")
+    end = key.find("}", start + 1)
+    return key[start : end + 1] if start >= 0 and end > start + 1 else ""
+
+
+def job_tag(queue: str) -> str:
+    """What goes between a per-job prefix and the job id: nothing on one Redis, ``{queue}`` on a cluster."""
+    return "{" + queue + "}" if _Layout.tagged else ""
+
+
+def job_key(job_id: str, queue: str = DEFAULT_QUEUE) -> str:
+    return JOB_PREFIX + job_tag(queue) + job_id
+
+
+def in_progress_key(job_id: str, queue: str = DEFAULT_QUEUE) -> str:
+    return IN_PROGRESS_PREFIX + job_tag(queue) + job_id
+
+
+def result_key(job_id: str, queue: str = DEFAULT_QUEUE) -> str:
+    return RESULT_PREFIX + job_tag(queue) + job_id
+
+
+def retry_key(job_id: str, queue: str = DEFAULT_QUEUE) -> str:
+    return RETRY_PREFIX + job_tag(queue) + job_id
+
+
+def next_key(job_id: str, queue: str = DEFAULT_QUEUE) -> str:
+    return NEXT_PREFIX + job_tag(queue) + job_id
+
 
 def queue_key(queue: str) -> str:
-    return QUEUE_PREFIX + queue
+    return QUEUE_PREFIX + tag(queue)
 
 
 def leases_key(queue: str) -> str:
-    return LEASES_PREFIX + queue
+    return LEASES_PREFIX + tag(queue)
 
 
 def wake_key(queue: str) -> str:
-    return WAKE_PREFIX + queue
+    return WAKE_PREFIX + tag(queue)
 
 
 def workers_key(queue: str) -> str:
-    return WORKERS_PREFIX + queue
+    return WORKERS_PREFIX + tag(queue)
 
 
 def failed_key(queue: str) -> str:
-    return FAILED_PREFIX + queue
+    return FAILED_PREFIX + tag(queue)
 
 
 def failed_jobs_key(queue: str) -> str:
-    return FAILED_JOBS_PREFIX + queue
+    return FAILED_JOBS_PREFIX + tag(queue)
 
 
 def paused_key(queue: str) -> str:
-    return PAUSED_PREFIX + queue
+    return PAUSED_PREFIX + tag(queue)
 
 
 def holds_key(queue: str) -> str:
-    return HOLDS_PREFIX + queue
+    return HOLDS_PREFIX + tag(queue)
 
 
 def held_key(queue: str) -> str:
-    return HELD_PREFIX + queue
+    return HELD_PREFIX + tag(queue)
 
 
 def reporter_key(queue: str) -> str:
-    return REPORTER_PREFIX + queue
+    return REPORTER_PREFIX + tag(queue)
 
 
 def health_check_key(queue: str) -> str:
@@ -117,51 +179,51 @@ def health_check_key(queue: str) -> str:
 
 
 def cancels_key(queue: str) -> str:
-    return CANCELS_PREFIX + queue
+    return CANCELS_PREFIX + tag(queue)
 
 
 def cancel_channel(queue: str) -> str:
-    return CANCEL_CHANNEL_PREFIX + queue
+    return CANCEL_CHANNEL_PREFIX + tag(queue)
 
 
 def finished_key(queue: str, state: str) -> str:
     """``state`` is ``complete``, ``failed`` or ``cancelled`` (see ``FINISHED_STATES``)."""
-    return f"{FINISHED_PREFIX}{queue}:{state}"
+    return f"{FINISHED_PREFIX}{tag(queue)}:{state}"
 
 
 FINISHED_STATES = ("complete", "failed", "cancelled")
 
 
-def tries_key(job_id: str) -> str:
-    return TRIES_PREFIX + job_id
+def tries_key(job_id: str, queue: str = DEFAULT_QUEUE) -> str:
+    return TRIES_PREFIX + job_tag(queue) + job_id
 
 
 def progress_key(queue: str, job_id: str) -> str:
-    return f"{PROGRESS_PREFIX}{queue}:{job_id}"
+    return f"{PROGRESS_PREFIX}{tag(queue)}:{job_id}"
 
 
 def slots_key(queue: str) -> str:
-    return SLOTS_PREFIX + queue
+    return SLOTS_PREFIX + tag(queue)
 
 
 def slot_limits_key(queue: str) -> str:
-    return SLOT_LIMITS_PREFIX + queue
+    return SLOT_LIMITS_PREFIX + tag(queue)
 
 
 def slot_counts_key(queue: str) -> str:
-    return SLOT_COUNTS_PREFIX + queue
+    return SLOT_COUNTS_PREFIX + tag(queue)
 
 
 def parked_key(queue: str) -> str:
-    return PARKED_PREFIX + queue
+    return PARKED_PREFIX + tag(queue)
 
 
 def parked_ids_key(queue: str) -> str:
-    return PARKED_IDS_PREFIX + queue
+    return PARKED_IDS_PREFIX + tag(queue)
 
 
 def starts_key(queue: str) -> str:
-    return STARTS_PREFIX + queue
+    return STARTS_PREFIX + tag(queue)
 
 
 def limit_keys(queue: str) -> list[str]:

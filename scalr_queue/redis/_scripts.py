@@ -34,6 +34,8 @@ The key prefixes are spliced in from :mod:`scalr_queue.redis._keys`, the one pla
 
 from __future__ import annotations
 
+import functools
+
 from .._priority import BAND_MS
 from ._keys import (
     FAILED_JOBS_PREFIX,
@@ -41,6 +43,7 @@ from ._keys import (
     IN_PROGRESS_PREFIX,
     JOB_PREFIX,
     NEXT_PREFIX,
+    PER_JOB_PREFIXES,
     RESULT_PREFIX,
     RETRY_PREFIX,
 )
@@ -895,6 +898,19 @@ return redis.call('ZRANGEBYSCORE', key, bottom, hi, 'WITHSCORES', 'LIMIT', 0, li
 
 
 _SHAS: dict[str, str] = {}
+
+
+@functools.lru_cache(maxsize=256)
+def for_tag(script: str, tag: str) -> str:
+    """The script with its per-job key prefixes tagged for one queue (Redis Cluster).
+
+    CLAIM, FINISH and the other scripts build per-job keys from an id they read (``'arq:job:' .. id``);
+    on a cluster those names carry the queue's tag (``arq:job:{q}<id>``), the same tag as the KEYS the
+    call passes, so every key the script touches is in one slot.
+    """
+    for prefix in PER_JOB_PREFIXES:
+        script = script.replace(f"'{prefix}'", f"'{prefix}{tag}'")
+    return script
 
 
 def sha(script: str) -> str:

@@ -1,4 +1,5 @@
-"""``REDIS_URL`` for Redis Sentinel: ``redis+sentinel://[user:password@]h1:26379,h2:26379/mymaster[/db]``.
+"""``REDIS_URL`` for Redis Sentinel (``redis+sentinel://[user:password@]h1:26379,h2:26379/mymaster[/db]``)
+and Redis Cluster (``redis+cluster://[user:password@]h1:7000,h2:7001``).
 
 A plain ``redis://`` URL names one server; a Sentinel URL names the sentinels that know which
 server is the master of a service, so a failover moves every client to the new master without a
@@ -35,20 +36,20 @@ def is_sentinel_url(url: str) -> bool:
     return url.split("://", 1)[0].lower() in SENTINEL_SCHEMES
 
 
-def _host_port(item: str) -> tuple[str, int]:
+def _host_port(item: str, what: str = "sentinel address", default_port: int = DEFAULT_SENTINEL_PORT) -> tuple[str, int]:
     if item.startswith("["):  # [::1]:26379
         host, sep, rest = item[1:].partition("]")
         if not sep or not host or (rest and not rest.startswith(":")):
-            raise ValueError(f"sentinel address {item!r} is not [ipv6]:port")
+            raise ValueError(f"{what} {item!r} is not [ipv6]:port")
         port_text = rest[1:]
     else:
         host, _, port_text = item.partition(":")
         if not host:
-            raise ValueError(f"sentinel address {item!r} has no host")
+            raise ValueError(f"{what} {item!r} has no host")
     if not port_text:
-        return host, DEFAULT_SENTINEL_PORT
+        return host, default_port
     if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ValueError(f"sentinel address {item!r}: the port must be a number from 1 to 65535")
+        raise ValueError(f"{what} {item!r}: the port must be a number from 1 to 65535")
     return host, int(port_text)
 
 
@@ -84,4 +85,56 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
         username=username,
         password=password,
         tls=scheme.lower() == "rediss+sentinel",
+    )
+
+
+# -- Redis Cluster ------------------------------------------------------------------------------
+
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+DEFAULT_CLUSTER_PORT = 6379
+CLUSTER_FORM = "redis+cluster://[user:password@]host:port[,host:port...]"
+
+
+@dataclass(frozen=True)
+class ClusterTarget:
+    """Some nodes of a Redis Cluster (redis-py learns the rest from them) and how to talk to them."""
+
+    nodes: tuple[tuple[str, int], ...]
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+
+def is_cluster_url(url: str) -> bool:
+    return url.split("://", 1)[0].lower() in CLUSTER_SCHEMES
+
+
+def parse_cluster_url(url: str) -> ClusterTarget:
+    """Parse a Cluster URL; a ``ValueError`` says in one line what is wrong with it.
+
+    A cluster has one database (0), so the URL takes no ``/db`` path.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in CLUSTER_SCHEMES:
+        raise ValueError(f"not a Cluster URL (expected {CLUSTER_FORM})")
+    if "?" in rest or "#" in rest:
+        raise ValueError(f"a Cluster URL takes no query or fragment (expected {CLUSTER_FORM})")
+    netloc, _, path = rest.partition("/")
+    if path.strip("/") not in ("", "0"):
+        raise ValueError(f"a Redis Cluster has only database 0, so the URL takes no {path!r} (expected {CLUSTER_FORM})")
+    userinfo, at, hosts = netloc.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+    items = [h.strip() for h in hosts.split(",")]
+    if not hosts or not all(items):
+        raise ValueError(f"it lists no cluster node, or an empty one (expected {CLUSTER_FORM})")
+    nodes = []
+    for item in items:
+        host, port = _host_port(item, "cluster node", DEFAULT_CLUSTER_PORT)
+        nodes.append((host, port))
+    return ClusterTarget(
+        nodes=tuple(nodes), username=username, password=password, tls=scheme.lower() == "rediss+cluster"
     )

@@ -113,7 +113,7 @@ class Finisher:
             args.extend(op)
             args.append(attempt)
             if attempt:
-                keys.append(tries_key(op[1]))
+                keys.append(tries_key(op[1], self.queue))
         keys += self.limit_keys
         delay, deadline = 0.1, time.monotonic() + self.give_up_after
         while True:

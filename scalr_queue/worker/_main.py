@@ -120,6 +120,15 @@ def run(args: argparse.Namespace, prog: str = PROG) -> int:
         return supervise(args, settings)
 
     async def main() -> None:
+        shards = settings.shard_count(args.queue or config.queue_name or settings.queue_name)
+        if shards > 1:
+            from ._sharded import run_shards, shard_workers
+
+            queue = args.queue or config.queue_name or settings.queue_name
+            await run_shards(
+                shard_workers(config, settings, queue, shards, concurrency=args.concurrency, burst=args.burst)
+            )
+            return
         worker = ScalrWorker(config, settings, queue=args.queue, concurrency=args.concurrency, burst=args.burst)
         await worker.run_async()
 

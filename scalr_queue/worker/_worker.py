@@ -59,6 +59,7 @@ from ..redis._keys import (
     paused_key,
     queue_key,
     slots_key,
+    tagged_keys,
     wake_key,
 )
 from ..redis._memory import is_memory_url
@@ -265,6 +266,10 @@ class ScalrWorker(JobExecution, Worker):
             logger.info("Starting worker for %d functions: %s", len(self.functions), ", ".join(self.functions))
             if is_memory_url(self.settings.redis_url):
                 logger.info("serving the in-process store (REDIS_URL=memory://): nothing is durable")
+            elif tagged_keys():
+                logger.info(
+                    "serving a Redis Cluster: every key of queue %r carries the tag {%s}", self.queue, self.queue
+                )
             else:
                 async with asyncio.timeout(self.op_timeout):
                     await log_redis_info(self.pool, logger.info)
