@@ -70,6 +70,7 @@ def test_bench_tiny_run_writes_a_complete_result(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_bench_plots_draws_the_charts_of_a_result(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="a dev dependency of the benchmark; the lowest-versions run has none")
     result = {
         "mode": "tiny",
         "meta": {"date": "2026-12-02 00:00 UTC", "cores": 2},
