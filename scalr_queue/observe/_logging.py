@@ -43,7 +43,7 @@ class PlainFormatter(logging.Formatter):
         self._second = -1
         self._stamp = ""
 
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - logging's name
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         second = int(record.created)
         if second != self._second:
             self._stamp = time.strftime(self.datefmt or "%H:%M:%S", self.converter(record.created))
