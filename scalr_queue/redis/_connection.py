@@ -65,15 +65,23 @@ _hiredis_pack = cast(Callable[[tuple[Any, ...]], bytes], hiredis.pack_command)
 
 
 @functools.cache
-def _hiredis_packing(base: type[AbstractConnection]) -> type[AbstractConnection]:
-    """``base`` whose commands are packed into RESP by hiredis (C) instead of redis-py's Python loop.
+def _fast_connection(base: type[AbstractConnection], *, trust_idle: bool) -> type[AbstractConnection]:
+    """``base`` made cheaper per command: hiredis packs it, and (``trust_idle``) no idle probe.
 
-    redis-py's synchronous connections do the same when hiredis is installed; its asyncio ones
-    do not, and that loop was a tenth of a draining worker's CPU (every claim, finish and task
-    command). The output is byte for byte the same (str as UTF-8, int, float as ``repr``, bytes,
-    memoryview); anything else (bool, None, bytearray...) goes to redis-py's own packer, which
-    raises its usual DataError.
+    * Packing: redis-py's synchronous connections pack with hiredis (C) when it is installed; its
+      asyncio ones run a Python loop, a tenth of a draining worker's CPU (every claim, finish and
+      task command). The output is byte for byte the same (str as UTF-8, int, float as ``repr``,
+      bytes, memoryview); anything else (bool, None, bytearray...) goes to redis-py's own packer,
+      which raises its usual DataError.
+    * The idle probe: before lending a connection, the pool tries a non-blocking read under
+      ``asyncio.timeout(0)`` to catch one handed back with a reply unread, about a quarter of a
+      small command's client CPU. redis-py disconnects a connection whenever a command on it is
+      interrupted (error, timeout, cancel), so a lent connection never has a reply pending; a
+      socket the server closed while idle fails the next command with ConnectionError, which
+      the client's one retry sends again on a fresh connection. Only the worker's clients
+      (``blocking``) skip it: they run a handful of commands per job.
     """
+    attrs: dict[str, Any] = {"__module__": __name__}
 
     def pack_command(self: AbstractConnection, *args: Any) -> list[bytes]:
         first = args[0]
@@ -86,7 +94,14 @@ def _hiredis_packing(base: type[AbstractConnection]) -> type[AbstractConnection]
         except TypeError:
             return base.pack_command(self, *args)
 
-    return type(base.__name__, (base,), {"pack_command": pack_command, "__module__": __name__})
+    attrs["pack_command"] = pack_command
+    if trust_idle:
+
+        async def can_read_destructive(self: AbstractConnection) -> bool:
+            return False
+
+        attrs["can_read_destructive"] = can_read_destructive
+    return type(base.__name__, (base,), attrs)
 
 
 class ScalrRedis(ArqRedis):
@@ -180,7 +195,7 @@ def create_redis(settings: Settings, *, blocking: bool = False) -> ScalrRedis:
         redis = ScalrRedis.from_url(settings.redis_url, **kwargs)
         pool = redis.connection_pool
         if pool.connection_kwargs.get("encoding", "utf-8") == "utf-8":
-            pool.connection_class = _hiredis_packing(pool.connection_class)
+            pool.connection_class = _fast_connection(pool.connection_class, trust_idle=blocking)
     redis.job_deserializer = loads
     redis.job_serializer = None
     return redis
