@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -43,6 +42,7 @@ if TYPE_CHECKING:
     from .._protocols import Enqueuer
 
 T = TypeVar("T")
+C = TypeVar("C", bound=AbstractConnection)
 
 
 def aw(value: Awaitable[T] | T) -> Awaitable[T]:
@@ -64,8 +64,7 @@ async def eval_script(redis: Any, script: str, keys: Sequence[str], args: Sequen
 _hiredis_pack = cast(Callable[[tuple[Any, ...]], bytes], hiredis.pack_command)
 
 
-@functools.cache
-def _fast_connection(base: type[AbstractConnection], *, trust_idle: bool) -> type[AbstractConnection]:
+def _fast_connection(base: type[C], *, trust_idle: bool) -> type[C]:
     """``base`` made cheaper per command: hiredis packs it, and (``trust_idle``) no idle probe.
 
     * Packing: redis-py's synchronous connections pack with hiredis (C) when it is installed; its
@@ -83,7 +82,7 @@ def _fast_connection(base: type[AbstractConnection], *, trust_idle: bool) -> typ
     """
     attrs: dict[str, Any] = {"__module__": __name__}
 
-    def pack_command(self: AbstractConnection, *args: Any) -> list[bytes]:
+    def pack_command(self: Any, *args: Any) -> list[bytes]:
         first = args[0]
         if isinstance(first, str):
             args = (*first.encode().split(), *args[1:])
@@ -97,11 +96,11 @@ def _fast_connection(base: type[AbstractConnection], *, trust_idle: bool) -> typ
     attrs["pack_command"] = pack_command
     if trust_idle:
 
-        async def can_read_destructive(self: AbstractConnection) -> bool:
+        async def can_read_destructive(self: Any) -> bool:
             return False
 
         attrs["can_read_destructive"] = can_read_destructive
-    return type(base.__name__, (base,), attrs)
+    return cast(type[C], type(base.__name__, (base,), attrs))
 
 
 class ScalrRedis(ArqRedis):
@@ -195,7 +194,9 @@ def create_redis(settings: Settings, *, blocking: bool = False) -> ScalrRedis:
         redis = ScalrRedis.from_url(settings.redis_url, **kwargs)
         pool = redis.connection_pool
         if pool.connection_kwargs.get("encoding", "utf-8") == "utf-8":
-            pool.connection_class = _fast_connection(pool.connection_class, trust_idle=blocking)
+            # Connection, or its TLS or unix-socket sibling: each gets its own subclass
+            fast = _fast_connection(cast(type[AbstractConnection], pool.connection_class), trust_idle=blocking)
+            pool.connection_class = cast(Any, fast)  # typed as the synchronous class in redis-py's hints
     redis.job_deserializer = loads
     redis.job_serializer = None
     return redis
