@@ -146,6 +146,10 @@ bench-limits: bootstrap ## What limits cost the plain path, against main in one 
 bench-sender: bootstrap ## The enqueue sender with redis-py's encoder against a hand-written RESP packer
 	$(PY) -m bench.sender
 
+.PHONY: bench-hotpath
+bench-hotpath: bootstrap ## The worker's hot path (drains, idle pickup) against main, side by side in one run (bench/hotpath.py)
+	$(PY) -m bench.hotpath
+
 reliability: bootstrap ## The long reliability suite (tests/reliability --full)
 	$(PY) -m pytest tests/reliability --full -q
 

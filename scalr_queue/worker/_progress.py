@@ -43,15 +43,21 @@ class ProgressReporter:
     """The per-job callable behind ``ctx["progress"](current, total=None, message=None)``."""
 
     def __init__(self, redis: Any, queue: str, job_id: str, *, ttl_s: float) -> None:
+        # built for every job, used by few: the key and the event wait for the first report
         self._redis = redis
-        self._key = progress_key(queue, job_id)
+        self._queue = queue
+        self._job_id = job_id
         self._ttl_ms = max(1, int(ttl_s * 1000))
         self._pending: bytes | None = None
         self._written = False
         self._closed = False
-        self._wake = asyncio.Event()
+        self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
         self.writes = 0
+
+    @property
+    def _key(self) -> str:
+        return progress_key(self._queue, self._job_id)
 
     async def __call__(self, current: float, total: float | None = None, message: str | None = None) -> None:
         """Report progress; returns at once (the write happens in the background, coalesced)."""
@@ -66,6 +72,7 @@ class ProgressReporter:
         report["at_ms"] = int(time.time() * 1000)
         self._pending = dumps(report)
         if self._writer is None:
+            self._wake = self._wake or asyncio.Event()
             self._writer = asyncio.get_running_loop().create_task(self._write_loop())
 
     async def _set(self, data: bytes, px: int) -> None:
@@ -80,6 +87,7 @@ class ProgressReporter:
         while self._pending is not None and not self._closed:
             data, self._pending = self._pending, None
             await self._set(data, self._ttl_ms)
+            assert self._wake is not None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), MIN_INTERVAL_S)
         self._writer = None
@@ -89,8 +97,9 @@ class ProgressReporter:
         if self._closed:
             return
         self._closed = True
-        self._wake.set()
         if self._writer is not None:
+            assert self._wake is not None
+            self._wake.set()
             await asyncio.gather(self._writer, return_exceptions=True)
         if not self._written and self._pending is None:
             return  # never reported: no Redis call at all

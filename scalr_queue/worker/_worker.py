@@ -192,6 +192,7 @@ class ScalrWorker(JobExecution, Worker):
             len(self.tasks),
         )
         self._stop.set()
+        self._slot_freed.set()  # a claim loop waiting for a slot sees the stop at once
 
     def _cancel_running(self) -> None:
         self._shutting_down = True
@@ -395,16 +396,13 @@ class ScalrWorker(JobExecution, Worker):
             await self._wait_for_work(wait_s=timeout)
 
     async def _wait_for_slot(self) -> None:
-        """All slots busy: wait for one to free up, or for a stop request (the drain takes over)."""
+        """All slots busy: wait for one to free up, or for a stop request (the drain takes over).
+
+        One event serves both (``request_stop`` sets it too): no futures or ``asyncio.wait`` per
+        freed slot, which a draining worker pays about once per job.
+        """
         self._slot_freed.clear()
-        slot = asyncio.ensure_future(self._slot_freed.wait())
-        stop = asyncio.ensure_future(self._stop.wait())
-        try:
-            await asyncio.wait({slot, stop}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for fut in (slot, stop):
-                fut.cancel()
-            await asyncio.gather(slot, stop, return_exceptions=True)
+        await self._slot_freed.wait()
         await asyncio.sleep(0)  # let other jobs that end in this tick free their slots too
 
     async def _wait_for_work(self, wait_s: float) -> None:

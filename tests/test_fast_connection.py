@@ -1,0 +1,67 @@
+"""The clients create_redis builds: hiredis packs their commands, the worker's skip the idle probe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+from redis.asyncio.connection import Connection
+from redis.exceptions import DataError
+
+import scalr_queue
+from scalr_queue.redis._connection import _fast_connection, create_redis
+
+COMMANDS: list[tuple[Any, ...]] = [
+    ("SET", "key", "välue"),
+    ("SET", b"key", b"\x00\xffbytes", "PX", 1500),
+    ("ZADD", "z", 1.5, "a", 1e20, "b", -3, "c"),
+    ("SCRIPT LOAD", "return 1"),  # a two-word command name is sent as two words
+    (b"CLIENT SETNAME", b"n"),
+    ("SET", "k", memoryview(b"view")),
+    ("EVALSHA", "0" * 40, 2, "k1", "k2", 0, -(2**63), 2**63 - 1),
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: str(c[0]))
+def test_hiredis_packs_a_command_byte_for_byte_as_redis_py_does(command: tuple[Any, ...]) -> None:
+    fast = _fast_connection(Connection, trust_idle=False)()
+    assert b"".join(fast.pack_command(*command)) == b"".join(Connection().pack_command(*command))
+
+
+@pytest.mark.parametrize("value", [True, None, bytearray(b"x")])
+def test_a_value_redis_py_refuses_is_still_refused_with_its_data_error(value: object) -> None:
+    fast = _fast_connection(Connection, trust_idle=False)()
+    with pytest.raises(DataError):
+        fast.pack_command("SET", "k", value)
+
+
+async def test_worker_and_producer_clients_round_trip_every_kind_of_argument(redis: Redis) -> None:
+    settings = scalr_queue.get_settings()
+    for blocking in (True, False):
+        client = create_redis(settings, blocking=blocking)
+        try:
+            await client.set("fast:str", "välue")
+            await client.zadd("fast:z", {"a": 1.5, "b": 2})
+            await client.set(b"fast:bytes", b"\x00\xff")
+            assert await client.get("fast:str") == "välue".encode()
+            assert await client.zrange("fast:z", 0, -1, withscores=True) == [(b"a", 1.5), (b"b", 2.0)]
+            assert await client.get("fast:bytes") == b"\x00\xff"
+            assert await client.incr("fast:n") == (1 if blocking else 2)
+            probes = client.connection_pool.connection_class.can_read_destructive
+            assert (probes is not Connection.can_read_destructive) == blocking
+        finally:
+            await client.aclose(close_connection_pool=True)
+
+
+async def test_a_worker_client_recovers_when_redis_closes_its_idle_connection(redis: Redis) -> None:
+    """Without the idle probe, a connection the server dropped fails once and is retried on a new one."""
+    client = create_redis(scalr_queue.get_settings(), blocking=True)
+    try:
+        await client.client_setname("fast-worker")
+        first = await client.client_id()
+        await redis.client_kill_filter(_id=first)
+        assert await client.incr("fast:after-kill") == 1
+        assert await client.client_id() != first
+    finally:
+        await client.aclose(close_connection_pool=True)
