@@ -31,3 +31,23 @@ def parse_duration(value: object) -> float:
     if seconds != seconds or seconds < 0 or seconds == float("inf"):
         raise ValueError(f"expected {DURATION_HELP}, not negative or infinite")
     return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """A duration for people reading a table: ``850ms``, ``12.3s``, ``4m 05s``, ``2h 03m``, ``3d 4h``.
+
+    The CLI and the dashboard both show ages and run times with it, so they read the same.
+    """
+    seconds = max(0.0, float(seconds))
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h"

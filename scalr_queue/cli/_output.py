@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .._codec import pretty
+from .._durations import format_duration
 
 PIPE_WIDTH = 200
 
@@ -56,21 +57,12 @@ def ago(at: datetime | None) -> str:
 
 
 def age(seconds: float | None) -> str:
-    """``1.2s``, ``3m05s``, ``2h10m``, ``3d4h``; ``-`` for none."""
+    """``850ms``, ``1.2s``, ``3m 05s``, ``2h 10m``, ``3d 4h`` (``in …`` ahead of now); ``-`` for none."""
     if seconds is None:
         return "-"
     if seconds < 0:
-        return f"in {age(-seconds)}"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h{minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d{hours}h"
+        return f"in {format_duration(-seconds)}"
+    return format_duration(seconds)
 
 
 def short(value: Any, limit: int = 60) -> str:

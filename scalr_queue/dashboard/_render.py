@@ -15,6 +15,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from .._durations import format_duration
+
 TEMPLATES = Path(__file__).parent / "templates"
 REDACTED = "[redacted]"
 
@@ -50,22 +52,7 @@ def preview(value: Any, limit: int) -> Preview:
 
 def age(ms: float | int | None) -> str:
     """A duration in milliseconds as ``850ms``, ``12.3s``, ``4m 05s``, ``2h 03m``, ``3d 4h``."""
-    if ms is None:
-        return "-"
-    ms = max(0.0, float(ms))
-    if ms < 1000:
-        return f"{ms:.0f}ms"
-    s = ms / 1000
-    if s < 60:
-        return f"{s:.1f}s"
-    m, s = divmod(int(s), 60)
-    if m < 60:
-        return f"{m}m {s:02d}s"
-    h, m = divmod(m, 60)
-    if h < 48:
-        return f"{h}h {m:02d}m"
-    d, h = divmod(h, 24)
-    return f"{d}d {h}h"
+    return "-" if ms is None else format_duration(float(ms) / 1000)
 
 
 def when(value: datetime | float | int | None) -> str:
