@@ -173,16 +173,17 @@ async def test_a_parked_job_blocks_nothing_behind_it_and_is_woken_when_a_slot_fr
     workers = two_workers(worker_module(module()))
     try:
         await wait_until(lambda: _workers(2), timeout=20, what="two workers")
-        first = [await scalr_queue.enqueue("two", n=n, hold=4.0) for n in range(2)]
+        first = [await scalr_queue.enqueue("two", n=n, hold=6.0) for n in range(2)]
         parked = await scalr_queue.enqueue("two", n=9, hold=0)
         await wait_until(lambda: _parked_is_more_than(0), what="the third job parked")
+        assert await parked.status() is JobStatus.PARKED
         enqueued = time.time()
         await scalr_queue.enqueue("plain", n=1)
         await wait_until(lambda: _count(redis, 1, "plain"), timeout=5, what="the plain job behind it")
-        # the slots stay full for 4 s: a plain job done well before that was not stuck behind the parked one
+        # the slots stay full for 6 s: a plain job done well before that was not stuck behind the parked one
         assert (await runs(redis, "plain"))[0]["end"] - enqueued < 2.0, "no head-of-line blocking"
-        assert await parked.status() is JobStatus.PARKED
-        await wait_until(lambda: _count(redis, 3, "two"), timeout=10, what="the parked job")
+        await wait_until(lambda: _count(redis, 3, "two"), timeout=15, what="the parked job")
+        assert max_overlap(await runs(redis, "two")) == 2, "the parked job never ran beside the two holders"
         records = {r["id"]: r for r in await runs(redis, "two")}
         freed = min(records[j.job_id]["end"] for j in first)
         assert records[parked.job_id]["start"] - freed < 0.5, "woken by the finish, not by the 30 s poll"
