@@ -104,7 +104,7 @@ bench-quick: bootstrap ## A short benchmark run, for a quick look
 	$(PY) -m bench.run --quick
 
 .PHONY: bench-cluster
-bench-cluster: bootstrap ## jobs/s and Redis CPU per job: one Redis vs a 3-master cluster, three queues (bench/cluster.py)
+bench-cluster: bootstrap ## jobs/s and Redis CPU per job: one Redis vs a 3-master cluster vs Sentinel, three queues (bench/cluster.py)
 	$(PY) -m bench.cluster
 
 .PHONY: test-dashboard bench-dashboard
