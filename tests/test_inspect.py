@@ -227,3 +227,26 @@ async def test_bad_state_limit_cursor_or_job_id_say_what_is_wrong(redis: Redis) 
         await client().list_jobs("bad queue")
     with pytest.raises(JobNotFoundError, match="no job 'missing'"):
         await client().job_timeline("missing")
+
+
+async def test_ready_and_scheduled_pages_go_band_by_band_highest_priority_first(redis: Redis) -> None:
+    """Queue scores carry the priority band: listing decodes them and pages across the bands."""
+    names = {}
+    for n, (priority, defer) in enumerate([(5, 0), (9, 0), (0, 0), (5, 0), (9, 600), (2, 600)]):
+        job = await scalr_queue.enqueue("quick", _priority=priority, _defer_by=defer or None, _job_id=f"j{n}")
+        names[job.job_id] = (priority, defer)
+    ready: list[str] = []
+    cursor = None
+    while True:  # pages of one job each: the cursor carries on into the next band
+        page = await client().list_jobs(state="ready", limit=1, cursor=cursor)
+        ready += [j.job_id for j in page.jobs]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert ready == ["j1", "j0", "j3", "j2"], "priority 9, then 5 (FIFO), then 0"
+    scheduled = await client().list_jobs(state="scheduled", limit=10)
+    assert [j.job_id for j in scheduled.jobs] == ["j4", "j5"]
+    assert all(j.at is not None and j.at.year >= 2026 for j in scheduled.jobs), "due times, not banded scores"
+    overview = {q.queue: q for q in await client().list_queues()}["default"]
+    assert (overview.ready, overview.scheduled) == (4, 2)
+    assert overview.oldest_ready_age is not None and overview.oldest_ready_age < 60
