@@ -56,13 +56,13 @@ def test_a_malformed_cluster_url_is_refused_in_one_line(url: str, expected: str)
     with pytest.raises(ValueError, match=expected):
         parse_cluster_url(url)
     with pytest.raises(ConfigurationError) as info:
-        load_settings(redis_url=url)
+        load_settings(REDIS_URL=url)
     assert "\n" not in str(info.value).strip()
     use_tagged_keys(False)
 
 
 def test_one_redis_keeps_arqs_names_exactly() -> None:
-    load_settings(redis_url="redis://127.0.0.1:6379/0")
+    load_settings(REDIS_URL="redis://127.0.0.1:6379/0")
     assert not tagged_keys()
     assert (queue_key("mail"), job_key("j1", "mail"), result_key("j1")) == (
         "arq:queue:mail",
@@ -73,7 +73,7 @@ def test_one_redis_keeps_arqs_names_exactly() -> None:
 
 
 def test_a_cluster_url_tags_every_key_of_a_queue(tagged: None) -> None:
-    load_settings(redis_url="redis+cluster://127.0.0.1:7000")
+    load_settings(REDIS_URL="redis+cluster://127.0.0.1:7000")
     try:
         assert tagged_keys()
         names = [queue_key("mail"), failed_key("mail"), job_key("j1", "mail"), tries_key("j1", "mail")]
@@ -82,7 +82,7 @@ def test_a_cluster_url_tags_every_key_of_a_queue(tagged: None) -> None:
         assert {key_tag(n) for n in names} == {"{mail}"}
         assert untag("{mail}") == "mail" and untag("mail") == "mail"
     finally:
-        load_settings(redis_url="redis://127.0.0.1:6379/0")
+        load_settings(REDIS_URL="redis://127.0.0.1:6379/0")
     assert not tagged_keys()
 
 

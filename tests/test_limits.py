@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -174,6 +175,7 @@ async def test_a_parked_job_blocks_nothing_behind_it_and_is_woken_when_a_slot_fr
     try:
         await wait_until(lambda: _workers(2), timeout=20, what="two workers")
         first = [await scalr_queue.enqueue("two", n=n, hold=6.0) for n in range(2)]
+        await asyncio.sleep(0.01)  # a later due millisecond: jobs due in the same one are ordered by id
         parked = await scalr_queue.enqueue("two", n=9, hold=0)
         await wait_until(lambda: _parked_is_more_than(0), what="the third job parked")
         assert await parked.status() is JobStatus.PARKED
