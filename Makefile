@@ -157,7 +157,7 @@ docs: bootstrap ## Build the documentation site from docs/ into site/ (mkdocs-ma
 	@# not --quiet: it hides the warnings that --strict counts
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
-settings-docs: bootstrap ## Regenerate the README's settings table and .env.shared from scalr_queue/_settings.py
+settings-docs: bootstrap ## Regenerate docs/settings.md and .env.shared from scalr_queue/_settings.py
 	$(PY) -m scalr_queue._settings_doc
 
 .PHONY: test-sentinel

@@ -1,10 +1,10 @@
 """The settings reference, rendered from :class:`Settings` so that it cannot drift from the code.
 
-Two files list every setting besides ``_settings.py``: the README's configuration table (between
-two markers) and ``.env.shared`` (every setting, commented out at its default). Both are written
+Two files list every setting besides ``_settings.py``: the settings reference ``docs/settings.md``
+(its table sits between two markers) and ``.env.shared`` (every setting, commented out at its default). Both are written
 from the fields' names, defaults and descriptions::
 
-    python -m scalr_queue._settings_doc          # rewrite README.md and .env.shared (make settings-docs)
+    python -m scalr_queue._settings_doc          # rewrite docs/settings.md and .env.shared (make settings-docs)
     python -m scalr_queue._settings_doc --check  # exit 1 naming each file that is out of date
 
 A test compares both files with what this module renders, so a new or changed setting fails
@@ -22,6 +22,7 @@ from pydantic.fields import FieldInfo
 from ._settings import Settings
 
 ENV_PREFIX = "SCALR_QUEUE_"
+TABLE_FILE = Path("docs") / "settings.md"  # the reference the README links to
 README_BEGIN = "<!-- settings table: generated from scalr_queue/_settings.py by `make settings-docs` -->"
 README_END = "<!-- end of the settings table -->"
 ENV_SHARED_REDIS_URL = "redis://scalr-redis:6379/0"
@@ -64,7 +65,7 @@ def description(field: str, info: FieldInfo) -> str:
 
 
 def render_table() -> str:
-    """The README's table: variable, default, meaning; one row per field, in declaration order."""
+    """The reference table: variable, default, meaning; one row per field, in declaration order."""
     rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
     for field, info in Settings.model_fields.items():
         default = shown_default(info)
@@ -90,16 +91,16 @@ def replace_between_markers(text: str, body: str) -> str:
     start = text.find(README_BEGIN)
     end = text.find(README_END)
     if start < 0 or end < start:
-        raise ValueError(f"README.md needs the lines {README_BEGIN!r} and {README_END!r}, in that order")
+        raise ValueError(f"{TABLE_FILE} needs the lines {README_BEGIN!r} and {README_END!r}, in that order")
     head = text[: start + len(README_BEGIN)]
     return f"{head}\n{body}{text[end:]}"
 
 
 def rendered_files(root: Path) -> dict[Path, str]:
-    """What README.md and .env.shared under ``root`` should contain."""
-    readme = root / "README.md"
+    """What docs/settings.md and .env.shared under ``root`` should contain."""
+    reference = root / TABLE_FILE
     return {
-        readme: replace_between_markers(readme.read_text(encoding="utf-8"), render_table()),
+        reference: replace_between_markers(reference.read_text(encoding="utf-8"), render_table()),
         root / ".env.shared": render_env_shared(),
     }
 

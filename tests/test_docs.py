@@ -34,7 +34,7 @@ def _anchors(path: Path) -> set[str]:
     return anchors
 
 
-@pytest.mark.parametrize("name", ["README.md", ".env.shared"])
+@pytest.mark.parametrize("name", ["docs/settings.md", ".env.shared"])
 def test_settings_reference_is_what_the_settings_class_renders(name: str) -> None:
     expected = rendered_files(ROOT)[ROOT / name]
     assert (ROOT / name).read_text(encoding="utf-8") == expected, f"{name} is out of date: run `make settings-docs`"
@@ -50,26 +50,28 @@ def test_settings_table_has_one_row_per_field_with_its_env_name() -> None:
 
 def test_generator_check_mode_names_a_stale_file_and_rewrites_it(tmp_path: Path) -> None:
     readme = f"# x\n\n{README_BEGIN}\n| stale |\n{README_END}\n\nafter\n"
-    (tmp_path / "README.md").write_text(readme)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "settings.md").write_text(readme)
     (tmp_path / ".env.shared").write_text("REDIS_URL=redis://scalr-redis:6379/0\n")
     cmd = [sys.executable, "-m", "scalr_queue._settings_doc", "--root", str(tmp_path)]
     check = subprocess.run([*cmd, "--check"], capture_output=True, text=True, check=False)
     assert check.returncode == 1
-    assert "README.md is out of date" in check.stderr and ".env.shared is out of date" in check.stderr
+    assert "settings.md is out of date" in check.stderr and ".env.shared is out of date" in check.stderr
     assert subprocess.run(cmd, capture_output=True, check=False).returncode == 0
-    assert (tmp_path / "README.md").read_text() == replace_between_markers(readme, render_table())
+    assert (tmp_path / "docs" / "settings.md").read_text() == replace_between_markers(readme, render_table())
     assert subprocess.run([*cmd, "--check"], capture_output=True, check=False).returncode == 0
 
 
 def test_generator_without_markers_says_what_is_missing(tmp_path: Path) -> None:
-    (tmp_path / "README.md").write_text("# no markers\n")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "settings.md").write_text("# no markers\n")
     proc = subprocess.run(
         [sys.executable, "-m", "scalr_queue._settings_doc", "--root", str(tmp_path)],
         capture_output=True,
         text=True,
         check=False,
     )
-    assert proc.returncode == 2 and "README.md needs the lines" in proc.stderr
+    assert proc.returncode == 2 and "settings.md needs the lines" in proc.stderr
 
 
 @pytest.mark.parametrize("doc", ["README.md", "CHANGELOG.md", *sorted(p.name for p in (ROOT / "docs").glob("*.md"))])
