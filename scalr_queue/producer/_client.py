@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from .._codec import dumps, encode_kwargs, job_payload
 from .._errors import ConfigurationError, JobOptionsError, PayloadError, QueueUnavailableError
-from .._priority import ready_ranges
 from .._settings import QUEUE_NAME_HELP, QUEUE_NAME_RE, Settings, get_settings
 from .._shards import shard_for
 from .._tasks import P, R, TaskFn, TaskSpec
@@ -391,34 +390,9 @@ class QueueClient:
         return time.perf_counter() - start
 
     async def queue_stats(self, queue: str | None = None) -> QueueStats:
-        queue = queue or self.settings.queue_name
-        redis = await self.redis()
-        now_ms = int(time.time() * 1000)
-        key, leases = queue_key(queue), leases_key(queue)
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.zcard(key)
-            pipe.zcard(leases)
-            pipe.zcount(leases, "-inf", now_ms)  # a dead worker's jobs, due to run again
-            pipe.zcard(failed_key(queue))
-            pipe.exists(paused_key(queue))
-            pipe.zcard(held_key(queue))
-            pipe.zcard(parked_key(queue))
-            for lo, hi in ready_ranges(now_ms):  # the due part of each priority band
-                pipe.zcount(key, lo, hi)
-            total, leased, orphaned, failed, paused, held, parked, *dues = await self.run(pipe.execute(), "queue stats")
-        due = sum(int(n) for n in dues)
-        workers = await self.workers(queue)
-        return QueueStats(
-            queue,
-            int(due) + int(orphaned),
-            int(total) - int(due),
-            int(leased) - int(orphaned),
-            int(failed),
-            len(workers),
-            bool(paused),
-            int(held),
-            int(parked),
-        )
+        """One queue's counts: the read model's overview of that queue (one round trip)."""
+        q = (await self.list_queues([queue or self.settings.queue_name]))[0]
+        return QueueStats(q.queue, q.ready, q.scheduled, q.running, q.failed, q.workers, q.paused, q.held, q.parked)
 
     # -- pause ----------------------------------------------------------------------------
 
