@@ -212,10 +212,13 @@ async def test_a_slot_held_by_a_killed_worker_frees_within_one_lease(
         killed = time.time()
         await wait_until(lambda: _count(redis, 2), timeout=15, what="both jobs after the kill")
         records = {r["id"]: r for r in await runs(redis)}
-        assert records[stuck.job_id]["try"] == 2, "the killed run counts as a try; its rerun takes the slot"
-        assert records[stuck.job_id]["start"] - killed < 2.0 + 1.0, "within one lease (plus a claim)"
+        assert records[stuck.job_id]["try"] == 2, "the killed run counts as a try"
         assert records[behind.job_id]["try"] == 1
-        assert records[behind.job_id]["start"] >= records[stuck.job_id]["end"], "still one at a time"
+        # the slot's lease and the job's lease end within a millisecond of each other: either job may
+        # take the freed slot first, the other waits for it
+        first = min(records.values(), key=lambda r: r["start"])
+        assert first["start"] - killed < 2.0 + 1.0, "the slot freed within one lease (plus a claim)"
+        assert max_overlap(list(records.values())) == 1, "still one at a time"
     finally:
         stop(workers)
 
