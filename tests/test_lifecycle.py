@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 import scalr_queue
 from scalr_queue import JobStatus
+from scalr_queue.redis import _scripts
 from tests.support import running_worker, spawn_worker, wait_until
 
 SLOW_MODULE = """
@@ -211,6 +212,56 @@ async def test_an_idle_worker_starts_new_work_within_milliseconds_not_a_poll(
     assert sorted(delays)[5] < 0.05, delays
     assert max(delays) < 0.5, delays
     assert 0.39 <= deferred_delay < 0.7
+
+
+async def test_an_idle_worker_claims_a_woken_job_on_the_connection_the_wake_arrived_on(
+    redis: Redis, redis_url: str, set_env: Callable[..., None]
+) -> None:
+    """The CLAIM rides behind the BRPOP: Redis runs it as the wake lands, with no second trip."""
+    set_env(SCALR_QUEUE_POLL_INTERVAL="30s")
+    claim_sha = _scripts.sha(_scripts.CLAIM)
+    seen: list[tuple[str, str]] = []  # (client, command head), in the order Redis ran them
+    watcher_client: Redis = Redis.from_url(redis_url)
+
+    async def watch() -> None:
+        async with watcher_client.monitor() as monitor:
+            async for cmd in monitor.listen():
+                seen.append((f"{cmd['client_address']}:{cmd['client_port']}", cmd["command"][:60]))
+                if cmd["command"] == "ECHO watch-over":
+                    return
+
+    async with running_worker([stamp]):
+        await asyncio.sleep(0.3)  # idle: the pipelined BRPOP is waiting
+        watcher = asyncio.ensure_future(watch())
+        await asyncio.sleep(0.2)
+        job = await scalr_queue.enqueue("stamp")
+        await job.result(timeout=3)
+        await redis.echo("watch-over")
+        await asyncio.wait_for(watcher, 10)
+    await watcher_client.aclose()
+    claims = [i for i, (_, command) in enumerate(seen) if command.startswith(f"EVALSHA {claim_sha}")]
+    assert claims, seen
+    first = claims[0]
+    assert seen[first - 1][1].startswith("LPUSH scalr:wake:"), "the claim ran as the enqueue's wake landed"
+    claimer = seen[first][0]
+    after = [command for client, command in seen[first + 1 :] if client == claimer]
+    assert after and after[0].startswith("BRPOP"), "on the connection that blocks in BRPOP: one trip, not two"
+
+
+async def test_stopping_an_idle_worker_ends_its_wait_at_once_and_claims_nothing(
+    redis: Redis, set_env: Callable[..., None]
+) -> None:
+    set_env(SCALR_QUEUE_POLL_INTERVAL="30s")
+    async with running_worker([stamp]) as worker:
+        await asyncio.sleep(0.3)  # idle in BRPOP, its claim queued behind it, for up to 30 s
+        asked = time.monotonic()  # leaving the block stops the worker and waits for it
+    took = time.monotonic() - asked
+    job = await scalr_queue.enqueue("stamp")
+    await asyncio.sleep(0.2)
+    assert took < 2.0, f"the stop waited {took:.2f}s for the 30 s BRPOP"
+    assert await job.status() is JobStatus.QUEUED, "the stopped worker's claim took nothing"
+    assert await redis.zcard("scalr:leases:default") == 0
+    assert await redis.exists(f"scalr:stop:default:{worker.worker_id}") == 0, "the claim cleared its stop list"
 
 
 async def test_an_idle_worker_uses_under_one_percent_of_a_core(

@@ -25,6 +25,8 @@ HEALTH_CHECK_SUFFIX = ":health-check"
 LEASES_PREFIX = "scalr:leases:"
 # list pushed on enqueue so that an idle worker blocked in BRPOP wakes at once (bounded to 1 item)
 WAKE_PREFIX = "scalr:wake:"
+# list one worker pushes to end its own wake BRPOP when it stops (see CLAIM's pipelined form); PX 60 s
+STOP_PREFIX = "scalr:stop:"
 # hash worker-id -> JSON (module, pid, task signatures, last seen); expires when no worker renews it
 WORKERS_PREFIX = "scalr:workers:"
 # sorted set of failed job ids scored by failed-at epoch-ms; never expires, capped
@@ -144,6 +146,10 @@ def leases_key(queue: str) -> str:
 
 def wake_key(queue: str) -> str:
     return WAKE_PREFIX + tag(queue)
+
+
+def stop_key(queue: str, worker_id: str) -> str:
+    return STOP_PREFIX + tag(queue) + ":" + worker_id
 
 
 def workers_key(queue: str) -> str:

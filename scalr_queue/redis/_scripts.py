@@ -300,8 +300,11 @@ local function lim_sweep(L, queue, rules, cap)
 end
 """
 
-# KEYS: queue, wake, leases, paused[, holds, held[, limit keys (6)]].
+# KEYS: queue, wake, leases, paused[, holds, held[, limit keys (6)]][, stop (when now_ms is 0)].
 # ARGV: now_ms, count, lease_ms, worker_id, recheck_ms[, hold_scan[, rules (JSON), sweep (0|1), limit_scan]]
+# now_ms 0: the claim was pipelined behind the worker's wake BRPOP, so it runs when the wake lands (or
+# the BRPOP times out), and the server's clock is the time. The last key is then the worker's stop list,
+# which a stopping worker pushes twice to end its own BRPOP: present, it is deleted and nothing claimed.
 # Returns {ids, payloads, tries, next_due|nil, more(0|1), dues[, paused]}: dues[i] is the score ids[i]
 # had, the time it was due (enqueued, deferred to, retry backoff end, or a dead worker's lease end) in
 # its priority band; next_due is a time. Due jobs are taken highest priority first (``PRIORITY_BANDS``).
@@ -322,15 +325,27 @@ CLAIM = _lua(
     + LIMITS
     + LIMITS_CLAIM
     + """
-if redis.call('EXISTS', KEYS[4]) == 1 then return {{}, {}, {}, false, 0, {}, 1} end
+local nkeys = #KEYS
 local now = tonumber(ARGV[1])
+if now == 0 then
+  -- sent behind the worker's wake BRPOP: the last key is its stop list, and the time is the server's
+  local stop = KEYS[nkeys]
+  nkeys = nkeys - 1
+  if redis.call('EXISTS', stop) == 1 then
+    redis.call('DEL', stop)
+    return {{}, {}, {}, false, 0, {}}
+  end
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+if redis.call('EXISTS', KEYS[4]) == 1 then return {{}, {}, {}, false, 0, {}, 1} end
 local count = tonumber(ARGV[2])
 local lease = tonumber(ARGV[3])
 local claimed, fromq, dues = {}, {}, {}
 local more = 0
 -- limits: free the slots of dead workers' jobs (their oldest parked jobs go back to the queue)
 local L, lim_rules, diverted = false, false, 0
-if #KEYS > 6 then
+if nkeys > 6 then
   L = {KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12]}
   lim_rules = cjson.decode(ARGV[7])
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', L[1], '-inf', now, 'LIMIT', 0, 100)) do lim_free(L, KEYS[1], id) end
@@ -364,7 +379,7 @@ if #claimed < count then
   local want = count - #claimed + 1
   if lim_rules then want = want + tonumber(ARGV[9]) end  -- limits: room to look past jobs over their limit
   local ids
-  local rules = #KEYS > 5 and redis.call('EXISTS', KEYS[5]) == 1 and hold_rules(KEYS[5])
+  local rules = nkeys > 5 and redis.call('EXISTS', KEYS[5]) == 1 and hold_rules(KEYS[5])
   if rules then
     -- page through the due jobs, moving the held ones aside, until enough others are found
     ids = {}

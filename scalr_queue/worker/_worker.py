@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from arq.connections import RedisSettings, log_redis_info
 from arq.worker import Worker
@@ -59,6 +59,7 @@ from ..redis._keys import (
     paused_key,
     queue_key,
     slots_key,
+    stop_key,
     tagged_keys,
     wake_key,
 )
@@ -73,6 +74,8 @@ if TYPE_CHECKING:
     from ..observe._otel import Tracing
 
 logger = logging.getLogger("scalr_queue.worker")
+# what one claim did: jobs started, the next due job's score (None: nothing scheduled), more to take now
+Claimed = tuple[int, float | None, bool]
 CLAIM_MAX = 500
 # held jobs one claim moves aside at most, so a large backlog under a new hold never stalls Redis
 HOLD_SCAN = 1000
@@ -161,6 +164,11 @@ class ScalrWorker(JobExecution, Worker):
         self.limit_rules = rules_json({name: spec.limits for name, spec in self.specs.items()})
         self._last_sweep = 0.0
         self._limit_scan = 0
+        self._lease_ms = int(settings.lease * 1000)
+        # set once connected (the key names depend on the Redis's layout, a cluster's tags)
+        self._claim_keys: list[str] = []
+        self._claim_sha = _scripts.sha(_scripts.CLAIM)
+        self._pipelined = False  # CLAIM sent behind the wake BRPOP (not on a cluster or memory://)
         self._detach_log_ids: Callable[[], None] | None = None
 
     @property
@@ -245,6 +253,15 @@ class ScalrWorker(JobExecution, Worker):
             limited=self.limit_rules is not None,
         )
         self._blocking = create_redis(self.settings, blocking=True)
+        self._claim_keys = [
+            self.queue_name,
+            wake_key(self.queue),
+            leases_key(self.queue),
+            paused_key(self.queue),
+            holds_key(self.queue),
+            held_key(self.queue),
+        ]
+        self._pipelined = not tagged_keys() and not is_memory_url(self.settings.redis_url)
         self._listener = create_redis(self.settings, blocking=True)
         self.cancel_watcher = CancelWatcher(
             self._listener,
@@ -369,21 +386,26 @@ class ScalrWorker(JobExecution, Worker):
     async def _claim_loop(self) -> None:
         assert self._blocking is not None
         backoff = 0.2
+        woken: tuple[Claimed, int] | None = None  # the claim pipelined behind the last wait, and its count
         while not self._stop.is_set():
             free = self.max_jobs - len(self.tasks)
-            if free <= 0:
+            if woken is not None:
+                ((claimed, next_score, more), asked), woken = woken, None
+            elif free <= 0:
                 await self._wait_for_slot()
                 continue
-            try:
-                claimed, next_score, more = await self._claim(min(free, CLAIM_MAX))
-                self._redis_ok()
-                backoff = 0.2
-            except REDIS_ERRORS as exc:
-                self._redis_down(exc)
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            if claimed >= free or more:
+            else:
+                asked = min(free, CLAIM_MAX)
+                try:
+                    claimed, next_score, more = await self._claim(asked)
+                    self._redis_ok()
+                    backoff = 0.2
+                except REDIS_ERRORS as exc:
+                    self._redis_down(exc)
+                    await self._sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+            if claimed >= asked or more:
                 continue
             if self.burst and not self.tasks and next_score is None:
                 return
@@ -393,7 +415,13 @@ class ScalrWorker(JobExecution, Worker):
             if self.burst and not self.tasks:
                 await self._sleep(min(timeout, 0.05) if timeout > 0 else 0)
                 continue
-            await self._wait_for_work(wait_s=timeout)
+            free = self.max_jobs - len(self.tasks)
+            if free > 0 and self._pipelined and timeout >= 0.005:
+                asked = min(free, CLAIM_MAX)
+                got = await self._wait_and_claim(timeout, asked)
+                woken = (got, asked) if got is not None else None
+            else:
+                await self._wait_for_work(wait_s=timeout)
 
     async def _wait_for_slot(self) -> None:
         """All slots busy: wait for one to free up, or for a stop request (the drain takes over).
@@ -425,6 +453,53 @@ class ScalrWorker(JobExecution, Worker):
                     fut.cancel()
             await asyncio.gather(waiter, stop, return_exceptions=True)
 
+    async def _wait_and_claim(self, wait_s: float, count: int) -> Claimed | None:
+        """Block in BRPOP with the CLAIM pipelined behind it, so the claim runs the moment a wake lands.
+
+        Redis holds a blocked client's next command until its BRPOP returns (a wake, or the timeout:
+        then it is the safety poll's claim), so a woken job costs no second round trip from here. A
+        stop pushes this worker's own stop list twice: the BRPOP pops one, and the claim, seeing the
+        other, takes nothing. None: nothing was claimed this way (an error, or a reply that never
+        came), and the loop claims the usual way next.
+        """
+        assert self._blocking is not None
+        keys, args = self._claim_call(count, 0)
+        pipe = self._blocking.pipeline(transaction=False)
+        pipe.brpop([keys[-1], wake_key(self.queue)], timeout=wait_s)  # type: ignore[arg-type]
+        pipe.execute_command("EVALSHA", self._claim_sha, len(keys), *keys, *args)
+        waiter = asyncio.ensure_future(pipe.execute(raise_on_error=False))
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            done, _ = await asyncio.wait({waiter, stop}, timeout=wait_s + 2, return_when=asyncio.FIRST_COMPLETED)
+            if waiter not in done and stop in done:
+                with contextlib.suppress(*REDIS_ERRORS, TimeoutError):
+                    async with asyncio.timeout(self.op_timeout):
+                        await self._push_stop(keys[-1])
+                    done, _ = await asyncio.wait({waiter}, timeout=self.op_timeout)
+            if waiter not in done:
+                return None  # cancelled below: the connection closes, and Redis drops the unrun claim
+            if waiter.exception() is not None:
+                self._redis_down(waiter.exception())  # type: ignore[arg-type]
+                await self._sleep(0.5)
+                return None
+            _popped, reply = waiter.result()
+            if isinstance(reply, Exception):
+                return None  # NOSCRIPT (Redis restarted, say): the usual claim loads it again
+            self._redis_ok()
+            return self._start_claimed(reply, count)
+        finally:
+            for fut in (waiter, stop):
+                if not fut.done():
+                    fut.cancel()
+            await asyncio.gather(waiter, stop, return_exceptions=True)
+
+    async def _push_stop(self, key: str) -> None:
+        """Two items on this worker's stop list (PX 60 s): one ends its BRPOP, the other its claim."""
+        pipe = self.pool.pipeline(transaction=False)
+        pipe.lpush(key, 1, 1)
+        pipe.pexpire(key, 60_000)
+        await pipe.execute()
+
     def _redis_down(self, exc: BaseException) -> None:
         if self._outage_since is None:
             self._outage_since = time.monotonic()
@@ -443,16 +518,10 @@ class ScalrWorker(JobExecution, Worker):
             self._outage_since = None
             self.health.redis_answered()
 
-    async def _claim(self, count: int) -> tuple[int, float | None, bool]:
-        args = [now_ms(), count, int(self.settings.lease * 1000), self.worker_id, REPLACEMENT_RECHECK_MS, HOLD_SCAN]
-        keys = [
-            self.queue_name,
-            wake_key(self.queue),
-            leases_key(self.queue),
-            paused_key(self.queue),
-            holds_key(self.queue),
-            held_key(self.queue),
-        ]
+    def _claim_call(self, count: int, now: int) -> tuple[list[str], list[Any]]:
+        """CLAIM's keys and arguments; ``now`` 0 is the pipelined form (the server's clock, the stop list)."""
+        args: list[Any] = [now, count, self._lease_ms, self.worker_id, REPLACEMENT_RECHECK_MS, HOLD_SCAN]
+        keys = list(self._claim_keys)
         if self.limit_rules is not None:
             # limits: the rules, and once per poll interval a sweep for parked jobs whose slot is free
             sweep = time.monotonic() - self._last_sweep >= self.settings.poll_interval
@@ -460,8 +529,19 @@ class ScalrWorker(JobExecution, Worker):
                 self._last_sweep = time.monotonic()
             keys += limit_keys(self.queue)
             args += [self.limit_rules, int(sweep), self._limit_scan]
+        if now == 0:
+            keys.append(stop_key(self.queue, self.worker_id))
+        return keys, args
+
+    async def _claim(self, count: int) -> Claimed:
+        keys, args = self._claim_call(count, now_ms())
         async with asyncio.timeout(self.op_timeout):
-            ids, payloads, tries, nxt, more, dues, *paused = await eval_script(self.pool, _scripts.CLAIM, keys, args)
+            reply = await eval_script(self.pool, _scripts.CLAIM, keys, args)
+        return self._start_claimed(reply, count)
+
+    def _start_claimed(self, reply: list[Any], count: int) -> Claimed:
+        """Start a task for every job a CLAIM reply hands over; (how many, next due score, more to take)."""
+        ids, payloads, tries, nxt, more, dues, *paused = reply
         if self.limit_rules is not None:
             self._limit_scan = LIMIT_SCAN if more and len(ids) < count else 0
         if bool(paused) != self._paused:
