@@ -68,8 +68,15 @@ def _over(num: tuple[str, str], den: tuple[str, str], *path: str) -> Callable[[d
 
 SCALR_PICKUP, ARQ_PICKUP = ("idle_latency", "scalr"), ("idle_latency", "arq-0.01")
 CHECKS: list[Check] = [
-    ("idle pickup p50", lambda s: _sys(s, *SCALR_PICKUP, "p50_ms"), "<=", 2.0, "ms"),
-    ("idle pickup p99", lambda s: _sys(s, *SCALR_PICKUP, "p99_ms"), "<=", 10.0, "ms"),
+    ("idle pickup p50", lambda s: _sys(s, *SCALR_PICKUP, "p50_ms"), "<=", 1.0, "ms"),
+    ("idle pickup p99", lambda s: _sys(s, *SCALR_PICKUP, "p99_ms"), "<=", 3.0, "ms"),
+    (
+        "worker CPU per no-op job (1 process, from spawn)",
+        lambda s: _sys(s, "drain1", "scalr", "worker_cpu_us_per_job"),
+        "<=",
+        100.0,
+        "µs",
+    ),
     ("pickup p50: arq poll 0.01 / scalr", _over(ARQ_PICKUP, SCALR_PICKUP, "p50_ms"), ">=", 4.0, "×"),
     ("pickup p99: arq poll 0.01 / scalr", _over(ARQ_PICKUP, SCALR_PICKUP, "p99_ms"), ">=", 4.0, "×"),
     ("idle worker CPU per 10 s", lambda s: _sys(s, *SCALR_PICKUP, "idle_cpu_s_per_10s"), "<=", 0.05, "s"),
@@ -128,7 +135,7 @@ CHECKS: list[Check] = [
         "web: enqueue route / same-shape no-op route",
         lambda s: _g(s.get("web", {}).get("template"), "ratio"),
         ">=",
-        0.70,
+        0.85,
         "×",
     ),
     ("scale: per-job cost, largest / smallest backlog", lambda s: _scale(s, "scalr", "ratio"), "<=", 1.5, "×"),
