@@ -169,6 +169,7 @@ class ScalrWorker(JobExecution, Worker):
         self._claim_keys: list[str] = []
         self._claim_sha = _scripts.sha(_scripts.CLAIM)
         self._pipelined = False  # CLAIM sent behind the wake BRPOP (not on a cluster or memory://)
+        self._waiting: asyncio.Timeout | None = None  # the pipelined wait's deadline, while it waits
         self._detach_log_ids: Callable[[], None] | None = None
 
     @property
@@ -201,6 +202,9 @@ class ScalrWorker(JobExecution, Worker):
         )
         self._stop.set()
         self._slot_freed.set()  # a claim loop waiting for a slot sees the stop at once
+        if self._waiting is not None:  # a claim loop in its pipelined wait is woken through Redis
+            task = asyncio.get_running_loop().create_task(self._end_wait())
+            self._background.append(task)
 
     def _cancel_running(self) -> None:
         self._shutting_down = True
@@ -457,48 +461,45 @@ class ScalrWorker(JobExecution, Worker):
         """Block in BRPOP with the CLAIM pipelined behind it, so the claim runs the moment a wake lands.
 
         Redis holds a blocked client's next command until its BRPOP returns (a wake, or the timeout:
-        then it is the safety poll's claim), so a woken job costs no second round trip from here. A
-        stop pushes this worker's own stop list twice: the BRPOP pops one, and the claim, seeing the
-        other, takes nothing. None: nothing was claimed this way (an error, or a reply that never
-        came), and the loop claims the usual way next.
+        then it is the safety poll's claim), so a woken job costs no second round trip from here.
+        Nothing else waits beside it (no stop future, no ``asyncio.wait``: a loop turn and two
+        futures less per wake): a stop pushes this worker's own stop list twice instead, the BRPOP
+        pops one, and the claim, seeing the other, takes nothing (``_end_wait``). None: nothing was
+        claimed this way (an error, or no reply in time), and the loop claims the usual way next.
         """
         assert self._blocking is not None
         keys, args = self._claim_call(count, 0)
         pipe = self._blocking.pipeline(transaction=False)
         pipe.brpop([keys[-1], wake_key(self.queue)], timeout=wait_s)  # type: ignore[arg-type]
         pipe.execute_command("EVALSHA", self._claim_sha, len(keys), *keys, *args)
-        waiter = asyncio.ensure_future(pipe.execute(raise_on_error=False))
-        stop = asyncio.ensure_future(self._stop.wait())
         try:
-            done, _ = await asyncio.wait({waiter, stop}, timeout=wait_s + 2, return_when=asyncio.FIRST_COMPLETED)
-            if waiter not in done and stop in done:
-                with contextlib.suppress(*REDIS_ERRORS, TimeoutError):
-                    async with asyncio.timeout(self.op_timeout):
-                        await self._push_stop(keys[-1])
-                    done, _ = await asyncio.wait({waiter}, timeout=self.op_timeout)
-            if waiter not in done:
-                return None  # cancelled below: the connection closes, and Redis drops the unrun claim
-            if waiter.exception() is not None:
-                self._redis_down(waiter.exception())  # type: ignore[arg-type]
-                await self._sleep(0.5)
-                return None
-            _popped, reply = waiter.result()
-            if isinstance(reply, Exception):
-                return None  # NOSCRIPT (Redis restarted, say): the usual claim loads it again
-            self._redis_ok()
-            return self._start_claimed(reply, count)
+            async with asyncio.timeout(wait_s + 2) as self._waiting:
+                _popped, reply = await pipe.execute(raise_on_error=False)
+        except TimeoutError:
+            return None  # the connection closed with the wait: Redis drops a claim it had not run
+        except REDIS_ERRORS as exc:
+            self._redis_down(exc)
+            await self._sleep(0.5)
+            return None
         finally:
-            for fut in (waiter, stop):
-                if not fut.done():
-                    fut.cancel()
-            await asyncio.gather(waiter, stop, return_exceptions=True)
+            self._waiting = None
+        if isinstance(reply, Exception):
+            return None  # NOSCRIPT (Redis restarted, say): the usual claim loads it again
+        self._redis_ok()
+        return self._start_claimed(reply, count)
 
-    async def _push_stop(self, key: str) -> None:
-        """Two items on this worker's stop list (PX 60 s): one ends its BRPOP, the other its claim."""
-        pipe = self.pool.pipeline(transaction=False)
-        pipe.lpush(key, 1, 1)
-        pipe.pexpire(key, 60_000)
-        await pipe.execute()
+    async def _end_wait(self) -> None:
+        """A stop during the pipelined wait: push the stop list; if Redis does not take it, give up the wait."""
+        key = stop_key(self.queue, self.worker_id)
+        with contextlib.suppress(*REDIS_ERRORS, TimeoutError):
+            async with asyncio.timeout(self.op_timeout):
+                pipe = self.pool.pipeline(transaction=False)
+                pipe.lpush(key, 1, 1)
+                pipe.pexpire(key, 60_000)
+                await pipe.execute()
+                return
+        if self._waiting is not None:
+            self._waiting.reschedule(asyncio.get_running_loop().time())
 
     def _redis_down(self, exc: BaseException) -> None:
         if self._outage_since is None:
