@@ -78,7 +78,7 @@ def hold_field(task: str, where: Where | None) -> str:
 
 
 def hold_rule(task: str, where: Where | None) -> str:
-    """The rule ``CLAIM`` reads (see ``_scripts.HOLD_MATCH``)."""
+    """The rule ``CLAIM`` reads (see ``_lua.HOLD_MATCH``)."""
     rule: dict[str, Any] = {"f": task}
     if where is not None:
         rule.update(k=where.keyword, op=where.op, v=where.value)

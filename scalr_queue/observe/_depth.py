@@ -16,7 +16,8 @@ from typing import Any
 
 from ..redis._connection import eval_script
 from ..redis._keys import failed_key, leases_key, queue_key, reporter_key, workers_key
-from ..redis._scripts import PRIORITY_BANDS, _lua
+from ..redis._lua import PRIORITY_BANDS
+from ..redis._lua import lua as _lua
 
 # KEYS: reporter, queue, leases, failed, workers. ARGV: worker_id, ttl_ms, now_ms
 # Returns nil when another worker is the reporter, else

@@ -30,107 +30,38 @@ only the claim branches that never run without one look at it (a due id whose le
 claimed id whose payload is gone) plus the retry/requeue branch of ``FINISH``.
 
 The key prefixes are spliced in from :mod:`scalr_queue.redis._keys`, the one place they live.
+
+This module holds the job's own scripts (``ENQUEUE``, ``CLAIM``, ``FINISH``, ``RENEW``,
+``HEARTBEAT``) and names the control scripts of :mod:`~scalr_queue.redis._control_scripts` too,
+so ``_scripts.X`` reaches every script; the shared Lua blocks, prefix splicing and SHAs live in
+:mod:`~scalr_queue.redis._lua`.
 """
 
 from __future__ import annotations
 
-import functools
+from ._control_scripts import CANCEL, HOLD, PAGE, PAUSE, REDRIVE, RELEASE, REPLACE, RESUME
+from ._lua import ALLOW_OOM, HOLD_MATCH, LIMITS, LIMITS_CLAIM, PRIORITY_BANDS, SPLICE, TRIES_KEPT, for_tag, sha
+from ._lua import lua as _lua
 
-from .._priority import BAND_MS
-from ._keys import (
-    FAILED_JOBS_PREFIX,
-    FAILED_PREFIX,
-    IN_PROGRESS_PREFIX,
-    JOB_PREFIX,
-    NEXT_PREFIX,
-    PER_JOB_PREFIXES,
-    RESULT_PREFIX,
-    RETRY_PREFIX,
-)
-
-# tries one job's history keeps (the newest); max_tries may be far larger
-TRIES_KEPT = 100
-
-# Worker-side scripts may run while Redis is at maxmemory (noeviction): a full Redis must still
-# drain, and claiming or finishing a job frees at least as much as it writes. Enqueue has no such
-# flag, so a full Redis refuses new work loudly instead. (Shebang flags need Redis >= 7.0.)
-ALLOW_OOM = "#!lua flags=allow-oom\n"
-
-
-def _lua(source: str, *, allow_oom: bool = False) -> str:
-    return (ALLOW_OOM if allow_oom else "") + (
-        source.replace("@JOB@", JOB_PREFIX)
-        .replace("@IP@", IN_PROGRESS_PREFIX)
-        .replace("@RESULT@", RESULT_PREFIX)
-        .replace("@RETRY@", RETRY_PREFIX)
-        .replace("@FAILED@", FAILED_PREFIX)
-        .replace("@FAILEDJOBS@", FAILED_JOBS_PREFIX)
-        .replace("@NEXT@", NEXT_PREFIX)
-        .replace("@BANDW@", str(BAND_MS))
-        .replace("@TRIESKEPT@", str(TRIES_KEPT))
-    )
-
-
-# Priority bands (scalr_queue._priority): score = due_ms + (5 - priority) * W, so a default-priority
-# job's score is its due time and band 0 holds it; priority 9 is band -4, priority 0 band 5.
-# ``due_page`` reads the due part of each band, highest priority first: one ZRANGE for the lowest
-# score, the range of each band, and the highest score only once the default band did not fill the
-# page (so a queue without priorities costs one or two ZRANGEs more per claim, no round trip).
-PRIORITY_BANDS = """
-local W = @BANDW@
-local function band(score) return math.floor(tonumber(score) / W) end
--- the same band as score, due no earlier than t
-local function not_before(score, t)
-  local b = band(score)
-  return b * W + math.max(tonumber(score) - b * W, t)
-end
--- up to limit due jobs {id, score, ...} from the offset-th on, higher priority first, FIFO within one
-local function due_page(key, now, offset, limit)
-  local out = {}
-  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  if not first[2] then return out end
-  local b, last = band(first[2]), nil
-  while true do
-    local lo, skip = b * W, offset
-    if offset > 0 then
-      local n = redis.call('ZCOUNT', key, lo, lo + now)
-      if offset >= n then offset, skip = offset - n, -1 else offset = 0 end
-    end
-    if skip >= 0 then
-      local page = redis.call('ZRANGEBYSCORE', key, lo, lo + now, 'WITHSCORES', 'LIMIT', skip, limit)
-      for i = 1, #page do out[#out + 1] = page[i] end
-      limit = limit - #page / 2
-      if limit <= 0 then break end
-    end
-    b = b + 1
-    if b > 0 then
-      last = last or band(redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2])
-      if b > last then break end
-    end
-  end
-  return out
-end
--- the bands from the lowest score's to the highest's: first, last, the lowest score (nil when empty)
-local function band_span(key)
-  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  if not first[2] then return nil end
-  return band(first[2]), band(redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2]), tonumber(first[2])
-end
--- the earliest due time over all bands, or false when the queue is empty
-local function next_due(key)
-  local first, last, lowest = band_span(key)
-  if not first then return false end
-  if first == last then return lowest - first * W end  -- one band: its lowest score is the earliest
-  local best = false
-  for b = first, last do
-    local lo = b * W
-    local s = redis.call('ZRANGEBYSCORE', key, lo, '(' .. string.format('%d', lo + W), 'WITHSCORES', 'LIMIT', 0, 1)
-    if s[2] and (not best or tonumber(s[2]) - lo < best) then best = tonumber(s[2]) - lo end
-  end
-  return best
-end
-"""
-
+__all__ = [
+    "ALLOW_OOM",
+    "CANCEL",
+    "CLAIM",
+    "ENQUEUE",
+    "FINISH",
+    "HEARTBEAT",
+    "HOLD",
+    "PAGE",
+    "PAUSE",
+    "REDRIVE",
+    "RELEASE",
+    "RENEW",
+    "REPLACE",
+    "RESUME",
+    "TRIES_KEPT",
+    "for_tag",
+    "sha",
+]
 
 # KEYS: job, queue, wake, result. ARGV: job_id, score, payload, check_exists (0|1), px (0 = no TTL)
 # Returns 1 when written, 0 when a job with this id is queued, running or has a kept result.
@@ -145,160 +76,6 @@ redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 if redis.call('LLEN', KEYS[3]) == 0 then redis.call('LPUSH', KEYS[3], '1') end
 return 1
 """)
-
-# Holds: a hash field per hold whose value is the rule as JSON, {"f": task, "k": keyword, "op": op,
-# "v": value}, "k" absent for a hold on every job of the task. A job is held when its payload's task
-# ("f") is the rule's and, given a keyword, its keyword argument ("k" in the payload) compares true
-# with the value; a missing argument, or an ordering between a number and anything else, is no match.
-HOLD_MATCH = """
-local function hold_rules(key)
-  local rules = {}
-  for _, raw in ipairs(redis.call('HVALS', key)) do rules[#rules + 1] = cjson.decode(raw) end
-  return rules
-end
-local function compare(a, op, b)
-  if op == '==' then return a == b end
-  if op == '!=' then return a ~= b end
-  if type(a) ~= type(b) or (type(a) ~= 'number' and type(a) ~= 'string') then return false end
-  if op == '<' then return a < b end
-  if op == '<=' then return a <= b end
-  if op == '>' then return a > b end
-  return a >= b
-end
-local function held_by(rules, payload)
-  if not payload then return false end
-  local ok, job = pcall(cjson.decode, payload)
-  if not ok or type(job) ~= 'table' then return false end
-  for _, rule in ipairs(rules) do
-    if job.f == rule.f then
-      if rule.k == nil then return true end
-      local kw = job.k
-      if type(kw) == 'table' and kw[rule.k] ~= nil and compare(kw[rule.k], rule.op, rule.v) then return true end
-    end
-  end
-  return false
-end
-"""
-
-# Limits. A limit is named "c" (concurrency) or "r" (rate) plus a JSON array, ["task"] or, with a
-# concurrency_key, ["task", value]; JSON arrays end where they end, so "<limit>|" never starts another
-# limit's members. L is the list of limit keys (``_keys.limit_keys``): slots (job id -> lease end),
-# slot limits (job id -> limit), slot counts (limit -> n), parked ("<limit>|<due>|<id>", by lex),
-# parked ids (job id -> its parked member), starts ("<limit>|<start>|<id>", by lex).
-# rules: task -> {n = max_concurrent, k = concurrency_key, r = starts per window, w = window ms}.
-LIMITS = r"""
-local function lim_pad(ms) return string.format('%015d', ms) end
--- a parked job's queue score carries its priority band (negative for priorities above 5): shifted
--- by five bands it is positive and 15 digits long, so the lex order of members is the score order
-local LIM_SHIFT = 5 * @BANDW@
--- the n oldest jobs parked on this limit go back to the queue at their due time
-local function lim_unpark(L, queue, limit, n)
-  if n <= 0 then return 0 end
-  local members = redis.call('ZRANGEBYLEX', L[4], '[' .. limit .. '|', '[' .. limit .. '|~', 'LIMIT', 0, n)
-  for _, m in ipairs(members) do
-    local id = string.sub(m, #limit + 18)
-    redis.call('ZREM', L[4], m)
-    redis.call('HDEL', L[5], id)
-    redis.call('ZADD', queue, tonumber(string.sub(m, #limit + 2, #limit + 16)) - LIM_SHIFT, id)
-  end
-  return #members
-end
--- the job's slot, if it holds one, frees and the oldest job parked on it is requeued; returns jobs requeued
-local function lim_free(L, queue, id)
-  if redis.call('ZREM', L[1], id) == 0 then return 0 end
-  local limit = redis.call('HGET', L[2], id)
-  if not limit then return 0 end
-  redis.call('HDEL', L[2], id)
-  if redis.call('HINCRBY', L[3], limit, -1) <= 0 then redis.call('HDEL', L[3], limit) end
-  return lim_unpark(L, queue, limit, 1)
-end
-"""
-
-# CLAIM's side of the limits: the admission of one job it is about to run, and the sweep.
-LIMITS_CLAIM = r"""
--- run it (false: its slot and start are taken), or 'parked' (slot full: moved to the parked set,
--- the caller takes it off the queue) or 'deferred' (rate window full: requeued for when it opens)
-local function lim_gate(L, queue, rules, id, due, now, lease)
-  local payload = redis.call('GET', '@JOB@' .. id)
-  if not payload then return false end
-  -- the task's name from the payload's head ({"t":..,"f":"name",...}, as _codec writes it) without
-  -- decoding it all; a payload of another shape is decoded
-  local task = string.match(payload, '^{"t":[%w]*,"f":"([^"\\]*)"')
-  local job = false
-  if not task then
-    local ok, decoded = pcall(cjson.decode, payload)
-    if not ok or type(decoded) ~= 'table' or type(decoded.f) ~= 'string' then return false end
-    job, task = decoded, decoded.f
-  end
-  local rule = rules[task]
-  if not rule then return false end
-  local slot, start
-  if rule.n then
-    if rule.k then
-      if not job then
-        local ok, decoded = pcall(cjson.decode, payload)
-        if not ok or type(decoded) ~= 'table' then return false end
-        job = decoded
-      end
-      local v = cjson.null
-      if type(job.k) == 'table' and job.k[rule.k] ~= nil then v = job.k[rule.k] end
-      slot = 'c' .. cjson.encode({task, v})
-    else
-      slot = 'c' .. cjson.encode({task})
-    end
-    if tonumber(redis.call('HGET', L[3], slot) or '0') >= rule.n then
-      local old = redis.call('HGET', L[5], id)
-      if old then redis.call('ZREM', L[4], old) end
-      local m = slot .. '|' .. lim_pad(due + LIM_SHIFT) .. '|' .. id
-      redis.call('ZADD', L[4], 0, m)
-      redis.call('HSET', L[5], id, m)
-      return 'parked'
-    end
-  end
-  if rule.r then
-    local name = 'r' .. cjson.encode({task})
-    local lo, hi = '[' .. name .. '|', '[' .. name .. '|~'
-    redis.call('ZREMRANGEBYLEX', L[6], lo, '(' .. name .. '|' .. lim_pad(now - rule.w + 1))
-    if redis.call('ZLEXCOUNT', L[6], lo, hi) >= rule.r then
-      local oldest = redis.call('ZRANGEBYLEX', L[6], lo, hi, 'LIMIT', 0, 1)[1]
-      -- due when the window opens, in the job's own priority band
-      local opens = tonumber(string.sub(oldest, #name + 2, #name + 16)) + rule.w
-      local b = math.floor(due / @BANDW@)
-      redis.call('ZADD', queue, b * @BANDW@ + opens, id)
-      return 'deferred'
-    end
-    start = name .. '|' .. lim_pad(now) .. '|' .. id
-  end
-  if slot and redis.call('ZADD', L[1], now + lease, id) == 1 then
-    redis.call('HSET', L[2], id, slot)
-    redis.call('HINCRBY', L[3], slot, 1)
-  end
-  if start then
-    redis.call('ZADD', L[6], 0, start)
-    redis.call('PEXPIRE', L[6], 3600000)
-  end
-  return false
-end
--- safety net, for a job requeued by lim_unpark that never took its slot (cancelled, dropped, expired
--- before a worker claimed it): requeue the parked jobs of up to cap limits that have free slots
-local function lim_sweep(L, queue, rules, cap)
-  local from = '-'
-  local tail = '%]|' .. string.rep('%d', 15) .. '|'
-  for _ = 1, cap do
-    local first = redis.call('ZRANGEBYLEX', L[4], from, '+', 'LIMIT', 0, 1)[1]
-    if not first then return end
-    local e = string.find(first, tail)
-    if not e then return end
-    local limit = string.sub(first, 1, e)
-    local ok, parts = pcall(cjson.decode, string.sub(limit, 2))
-    local rule = ok and type(parts) == 'table' and rules[parts[1]]
-    if rule and rule.n then
-      lim_unpark(L, queue, limit, rule.n - tonumber(redis.call('HGET', L[3], limit) or '0'))
-    end
-    from = '(' .. limit .. '|~'
-  end
-end
-"""
 
 # KEYS: queue, wake, leases, paused[, holds, held[, limit keys (6)]][, stop (when now_ms is 0)].
 # ARGV: now_ms, count, lease_ms, worker_id, recheck_ms[, hold_scan[, rules (JSON), sweep (0|1), limit_scan]]
@@ -484,17 +261,6 @@ return {claimed, payloads, tries, nxt, more, dues}
     allow_oom=True,
 )
 
-# A cancelled job's result: its payload with the cancel fields spliced in before the closing brace
-# (``suffix`` starts with a comma; see ``_cancel.cancel_suffix``), so no JSON is re-encoded in Lua.
-SPLICE = """
-local function splice(payload, suffix)
-  if payload and #payload > 2 and string.sub(payload, 1, 1) == '{' and string.sub(payload, -1) == '}' then
-    return string.sub(payload, 1, -2) .. suffix
-  end
-  return '{"a":[],"k":{}' .. suffix
-end
-"""
-
 # KEYS: queue, failed, failed-jobs, wake, leases, cancels, finished-complete, finished-failed,
 # finished-cancelled, then the tries key of each op that carries an attempt, in op order[, then the
 # limit keys (6)].
@@ -673,102 +439,6 @@ return dropped
     allow_oom=True,
 )
 
-# KEYS: job, queue, wake, result, in_progress, next, retry, leases, failed, failed-jobs, parked, parked-ids.
-# ARGV: job_id, score, payload, px
-# The enqueue of _replace and _debounce. While the job runs, the payload waits in NEXT and the id is
-# queued at the new time; CLAIM holds it back until the running one ends. Otherwise the payload and
-# due time replace the job's, and a kept result, a try count, a dead worker's lease or a failed-set
-# entry of an earlier run is dropped: this is a new run (as ``failed retry`` would make it). A job
-# parked for a concurrency slot is queued instead, at the new time, and waits for a slot again if need be.
-# Returns 1 (new job), 2 (replaced a waiting one), 3 (queued to run after the running one).
-REPLACE = _lua("""
-local function put(key)
-  if ARGV[4] ~= '0' then redis.call('SET', key, ARGV[3], 'PX', ARGV[4]) else redis.call('SET', key, ARGV[3]) end
-end
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-if redis.call('EXISTS', KEYS[5]) == 1 then
-  put(KEYS[6])
-  return 3
-end
-local existed = redis.call('EXISTS', KEYS[1], KEYS[6])
-put(KEYS[1])
-redis.call('DEL', KEYS[4], KEYS[6], KEYS[7])
-redis.call('ZREM', KEYS[8], ARGV[1])
-redis.call('ZREM', KEYS[9], ARGV[1])
-redis.call('HDEL', KEYS[10], ARGV[1])
-local parked = redis.call('HGET', KEYS[12], ARGV[1])
-if parked then
-  redis.call('ZREM', KEYS[11], parked)
-  redis.call('HDEL', KEYS[12], ARGV[1])
-end
-if redis.call('LLEN', KEYS[3]) == 0 then redis.call('LPUSH', KEYS[3], '1') end
-if existed > 0 then return 2 end
-return 1
-""")
-
-# KEYS: paused. ARGV: record (JSON). Returns 1 if it paused the queue, 0 if it was paused already.
-PAUSE = _lua("""
-if redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 1 end
-return 0
-""")
-
-# KEYS: paused, wake. Returns 1 if it resumed the queue, 0 if it was not paused. Wakes an idle
-# worker at once; its claim wakes the next one while there is more to take.
-RESUME = _lua("""
-if redis.call('DEL', KEYS[1]) == 0 then return 0 end
-if redis.call('LLEN', KEYS[2]) == 0 then redis.call('LPUSH', KEYS[2], '1') end
-return 1
-""")
-
-# KEYS: holds. ARGV: field, rule (JSON, see HOLD_MATCH). Returns 1 if the hold is new, 0 if it existed.
-HOLD = _lua("""
-return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
-""")
-
-# KEYS: holds, held, queue, wake. ARGV: now_ms, drop (0|1), task, field ('' = every hold on the task)
-# Removes the holds, then sends every held job no remaining hold matches back to the queue at its
-# due time (or now, if that has passed) and wakes an idle worker; with drop, deletes those jobs
-# instead. A held id whose payload is gone (expired, say) leaves the held set.
-# Returns {holds removed, jobs released, dropped ids, jobs still held}.
-RELEASE = _lua(
-    HOLD_MATCH
-    + PRIORITY_BANDS
-    + """
-local now = tonumber(ARGV[1])
-local removed = 0
-if ARGV[4] ~= '' then
-  removed = redis.call('HDEL', KEYS[1], ARGV[4])
-else
-  local all = redis.call('HGETALL', KEYS[1])
-  for i = 1, #all, 2 do
-    if cjson.decode(all[i + 1]).f == ARGV[3] then removed = removed + redis.call('HDEL', KEYS[1], all[i]) end
-  end
-end
-if removed == 0 then return {0, 0, {}, redis.call('ZCARD', KEYS[2])} end
-local rules = redis.call('EXISTS', KEYS[1]) == 1 and hold_rules(KEYS[1])
-local held = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
-local released, dropped = 0, {}
-for i = 1, #held, 2 do
-  local id = held[i]
-  local payload = redis.call('GET', '@JOB@' .. id)
-  if not payload then
-    redis.call('ZREM', KEYS[2], id)
-  elseif not (rules and held_by(rules, payload)) then
-    redis.call('ZREM', KEYS[2], id)
-    if ARGV[2] == '1' then
-      redis.call('DEL', '@JOB@' .. id, '@RETRY@' .. id)
-      dropped[#dropped + 1] = id
-    else
-      redis.call('ZADD', KEYS[3], not_before(held[i + 1], now), id)
-      released = released + 1
-    end
-  end
-end
-if released > 0 and redis.call('LLEN', KEYS[4]) == 0 then redis.call('LPUSH', KEYS[4], '1') end
-return {removed, released, dropped, redis.call('ZCARD', KEYS[2])}
-"""
-)
-
 # KEYS: leases[, cancels[, slots]]. ARGV: lease_ms, deadline_ms, worker_id, job ids...
 # Given the slots key (a worker with limited tasks), the slots of its jobs are extended with their leases.
 # Returns the ids whose lease this worker no longer holds; given the cancels key, {lost, marked}:
@@ -807,132 +477,3 @@ redis.call('PEXPIRE', KEYS[2], ARGV[1])
 """,
     allow_oom=True,
 )
-
-# KEYS: failed, failed-jobs, queue, wake. ARGV: job_id, score, payload
-# Puts a failed job back on its queue with a fresh try count. Returns 1, 0 (not in the failed
-# set) or -1 (a job with this id is queued or running again already).
-REDRIVE = _lua("""
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 0 end
-if redis.call('EXISTS', '@JOB@' .. ARGV[1]) == 1 then return -1 end
-redis.call('SET', '@JOB@' .. ARGV[1], ARGV[3])
-redis.call('DEL', '@RETRY@' .. ARGV[1], '@RESULT@' .. ARGV[1])
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-if redis.call('LLEN', KEYS[4]) == 0 then redis.call('LPUSH', KEYS[4], '1') end
-return 1
-""")
-
-# KEYS: job, queue, in-progress, result, retry, leases, cancels, failed-jobs, held, parked, parked-ids,
-# finished-cancelled, tries. ARGV: job_id, result px, result suffix, channel, mark_ttl_ms, now_ms, finished_max
-# Queued, scheduled, held, parked, or leased by a dead worker (lease marker gone): removed, result kept
-# as cancelled, listed in the finished index (capped at finished_max) and its tries kept as long.
-# Running: marked, and its id published to the queue's workers (the one holding it cancels the
-# task; FINISH records it). Returns 'cancelled', 'cancelling', 'finished' (a result
-# or a failed-set entry exists: nothing changed) or 'not_found'.
-CANCEL = _lua(
-    SPLICE
-    + """
-local id = ARGV[1]
-if redis.call('EXISTS', KEYS[3]) == 1 then
-  redis.call('HSET', KEYS[7], id, ARGV[2] .. '\\n' .. ARGV[3])
-  redis.call('PEXPIRE', KEYS[7], ARGV[5])
-  -- pcall: a Redis user without the channel still marks the job; its workers then poll the marks
-  redis.pcall('PUBLISH', ARGV[4], id)
-  return 'cancelling'
-end
-local parked = redis.call('HGET', KEYS[11], id)
-if parked then
-  redis.call('ZREM', KEYS[10], parked)
-  redis.call('HDEL', KEYS[11], id)
-end
-local queued = parked or redis.call('ZSCORE', KEYS[2], id)
-if queued or redis.call('ZSCORE', KEYS[6], id) or redis.call('ZSCORE', KEYS[9], id) then
-  local payload = redis.call('GET', KEYS[1])
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('ZREM', KEYS[6], id)
-  redis.call('ZREM', KEYS[9], id)
-  redis.call('DEL', KEYS[1], KEYS[5])
-  if ARGV[2] ~= '0' then
-    redis.call('SET', KEYS[4], splice(payload, ARGV[3]), 'PX', ARGV[2])
-    redis.call('ZADD', KEYS[12], ARGV[6], id)
-    local over = redis.call('ZCARD', KEYS[12]) - tonumber(ARGV[7])
-    if over > 0 then redis.call('ZREMRANGEBYRANK', KEYS[12], 0, over - 1) end
-    if redis.call('PTTL', KEYS[12]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[12], ARGV[2]) end
-    redis.call('PEXPIRE', KEYS[13], ARGV[2])
-  else
-    redis.call('DEL', KEYS[13])
-  end
-  return 'cancelled'
-end
-if redis.call('EXISTS', KEYS[4]) == 1 or redis.call('HEXISTS', KEYS[8], id) == 1 then return 'finished' end
-return 'not_found'
-"""
-)
-
-
-# KEYS: zset. ARGV: min_score, max_score, limit, reverse (0|1), cursor_id ('' = first page), cursor_score
-# One page of a sorted set between two scores, after the cursor (the last row of the previous page):
-# by rank from the cursor's rank when it is still in the set (equal scores are never skipped), else
-# by score after the cursor's score. O(log N + limit) however large the set: the read model's paging.
-# Returns {id, score, id, score, ...}.
-PAGE = _lua("""
-local key, lo, hi, limit = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local rev, cid = ARGV[4] == '1', ARGV[5]
-if cid == '' then
-  if rev then return redis.call('ZREVRANGEBYSCORE', key, hi, lo, 'WITHSCORES', 'LIMIT', 0, limit) end
-  return redis.call('ZRANGEBYSCORE', key, lo, hi, 'WITHSCORES', 'LIMIT', 0, limit)
-end
-local rank
-if rev then rank = redis.call('ZREVRANK', key, cid) else rank = redis.call('ZRANK', key, cid) end
-if rank then
-  local rows
-  if rev then
-    rows = redis.call('ZREVRANGE', key, rank + 1, rank + limit, 'WITHSCORES')
-  else
-    rows = redis.call('ZRANGE', key, rank + 1, rank + limit, 'WITHSCORES')
-  end
-  local out = {}
-  for i = 1, #rows, 2 do
-    local score = tonumber(rows[i + 1])
-    if score < lo or score > hi then break end
-    out[#out + 1] = rows[i]
-    out[#out + 1] = rows[i + 1]
-  end
-  return out
-end
--- the cursor's row is gone (claimed, retried, expired): carry on after its score
-local at = tonumber(ARGV[6])
-if rev then
-  local top = at > hi and ARGV[2] or '(' .. ARGV[6]
-  return redis.call('ZREVRANGEBYSCORE', key, top, lo, 'WITHSCORES', 'LIMIT', 0, limit)
-end
-local bottom = at < lo and ARGV[1] or '(' .. ARGV[6]
-return redis.call('ZRANGEBYSCORE', key, bottom, hi, 'WITHSCORES', 'LIMIT', 0, limit)
-""")
-
-
-_SHAS: dict[str, str] = {}
-
-
-@functools.lru_cache(maxsize=256)
-def for_tag(script: str, tag: str) -> str:
-    """The script with its per-job key prefixes tagged for one queue (Redis Cluster).
-
-    CLAIM, FINISH and the other scripts build per-job keys from an id they read (``'arq:job:' .. id``);
-    on a cluster those names carry the queue's tag (``arq:job:{q}<id>``), the same tag as the KEYS the
-    call passes, so every key the script touches is in one slot.
-    """
-    for prefix in PER_JOB_PREFIXES:
-        script = script.replace(f"'{prefix}'", f"'{prefix}{tag}'")
-    return script
-
-
-def sha(script: str) -> str:
-    """SHA1 of a script, as EVALSHA wants it (computed once)."""
-    digest = _SHAS.get(script)
-    if digest is None:
-        import hashlib
-
-        digest = _SHAS[script] = hashlib.sha1(script.encode()).hexdigest()
-    return digest
