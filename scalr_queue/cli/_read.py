@@ -13,7 +13,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from ..observe._inspect import JOB_STATES, JobPage, JobTimeline, QueueOverview, WorkerDetail
+from ..observe._views import JOB_STATES, JobPage, JobTimeline, QueueOverview, WorkerDetail
 from ._common import JsonOpt, QueueOpt, run
 from ._output import age, ago, console, emit, print_json, short, table, when
 

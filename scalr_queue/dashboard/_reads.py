@@ -21,13 +21,14 @@ from .._codec import loads
 from .._errors import JobNotFoundError
 from .._settings import QUEUE_NAME_RE
 from ..observe import _inspect
+from ..observe._views import JOB_STATES
 from ..producer._job import JobStatus
 from ..redis._keys import failed_jobs_key, failed_key, finished_key, held_key, leases_key, queue_key, result_key
 from ._chart import sparkline
 from ._context import Dashboard
 from ._render import Preview, as_text, preview, redact
 
-STATES: tuple[str, ...] = _inspect.JOB_STATES
+STATES: tuple[str, ...] = JOB_STATES
 BUCKETS = 12  # the overview's chart: the last hour in five-minute buckets
 BUCKET_MS = 3600 * 1000 // BUCKETS
 WHEN_LABEL = {

@@ -53,8 +53,8 @@ from ._sender import ScriptSender
 if TYPE_CHECKING:
     from ..control._cancel import CancelOutcome
     from ..control._failed import FailedJobs
-    from ..observe._inspect import JobPage, JobTimeline, QueueOverview, WorkerDetail
     from ..observe._otel import Tracing
+    from ..observe._views import JobPage, JobTimeline, QueueOverview, WorkerDetail
 
 T = TypeVar("T")
 
