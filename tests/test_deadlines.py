@@ -11,6 +11,7 @@ from scalr_queue.worker._deadlines import Deadlines
 
 
 async def attempt(deadlines: Deadlines, job_id: str, timeout_s: float, runs_s: float, log: list[str]) -> None:
+    timed_out = False
     deadlines.start(job_id, timeout_s)
     try:
         try:
@@ -28,7 +29,7 @@ async def attempt(deadlines: Deadlines, job_id: str, timeout_s: float, runs_s: f
 @pytest.mark.timeout(10)
 def test_each_attempt_ends_at_its_own_deadline_with_one_timer_per_timeout() -> None:
     async def main() -> list[str]:
-        deadlines, log = Deadlines(), []
+        deadlines, log = Deadlines(), list[str]()
         loop = asyncio.get_running_loop()
         tasks = [
             loop.create_task(attempt(deadlines, "a", 0.05, 0.01, log)),  # ends before its deadline
@@ -46,7 +47,7 @@ def test_each_attempt_ends_at_its_own_deadline_with_one_timer_per_timeout() -> N
 @pytest.mark.timeout(10)
 def test_another_cancel_during_an_expired_attempt_is_not_a_timeout() -> None:
     async def main() -> list[str]:
-        deadlines, log = Deadlines(), []
+        deadlines, log = Deadlines(), list[str]()
         task = asyncio.get_running_loop().create_task(attempt(deadlines, "x", 0.01, 1.0, log))
         await asyncio.sleep(0)  # the attempt starts and waits
         task.cancel()  # a cancel request (or a shutdown)...
@@ -60,7 +61,7 @@ def test_another_cancel_during_an_expired_attempt_is_not_a_timeout() -> None:
 @pytest.mark.timeout(10)
 def test_an_attempt_that_ends_before_its_deadline_is_never_cancelled() -> None:
     async def main() -> list[str]:
-        deadlines, log = Deadlines(), []
+        deadlines, log = Deadlines(), list[str]()
         for i in range(50):
             await attempt(deadlines, f"j{i}", 0.05, 0, log)
         await asyncio.sleep(0.1)  # the timer set for the first fires with nothing left to cancel
