@@ -86,6 +86,24 @@ def test_flush_and_close_write_the_waiting_lines_before_the_tick_ends() -> None:
     assert asyncio.run(main()) == ["INFO flushed\n", "INFO flushed\nINFO closed\n"]
 
 
+def test_lines_left_by_a_loop_that_closed_mid_step_go_out_with_the_next_loop_s_lines() -> None:
+    stream = CountingStream()
+    log, _ = make_logger(stream)
+    first = asyncio.new_event_loop()
+    first.call_soon(log.info, "from the first loop")
+    first.call_soon(first.stop)  # stops before the step's scheduled flush runs
+    first.run_forever()
+    first.close()
+    assert stream.getvalue() == ""
+
+    async def main() -> None:
+        log.info("from the second loop")
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert stream.getvalue() == "INFO from the first loop\nINFO from the second loop\n"
+
+
 def test_plain_format_matches_the_stock_formatter_text() -> None:
     ours = PlainFormatter()
     stock = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")

@@ -81,6 +81,7 @@ class TickHandler(logging.StreamHandler[TextIO]):
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
         self._lines: list[str] = []
+        self._flush_on: asyncio.AbstractEventLoop | None = None  # the loop a flush is scheduled on
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -95,13 +96,15 @@ class TickHandler(logging.StreamHandler[TextIO]):
             except RuntimeError:
                 pass  # no loop on this thread: write it now
             else:
-                if len(self._lines) == 1:
+                if self._flush_on is not loop:  # none yet, or on a loop that may have closed since
+                    self._flush_on = loop
                     loop.call_soon(self.flush)
                 return
         self.flush()
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            self._flush_on = None
             if self._lines:
                 lines, self._lines = self._lines, []
                 try:
