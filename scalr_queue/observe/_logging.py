@@ -152,8 +152,8 @@ def configure_logging(settings: Settings) -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    # nor the caller's file and line: the logging module's documented switch (``_srcfile = None``)
-    # to skip the stack walk it does for every record
+    # nor the caller's file and line: ``_srcfile = None`` is the logging module's own switch (its
+    # source says so) to skip the stack walk it does for every record
     logging._srcfile = None
     root = logging.getLogger()
     root.handlers[:] = [handler]
