@@ -7,6 +7,8 @@ import io
 import logging
 import sys
 
+import pytest
+
 from scalr_queue.observe._logging import PlainFormatter, TickHandler
 
 
@@ -119,3 +121,29 @@ def test_plain_format_matches_the_stock_formatter_text() -> None:
         records = [logging.LogRecord("scalr_queue.worker", logging.WARNING, "f", 1, msg, args, exc, sinfo=stack)]
         records.append(logging.makeLogRecord(records[0].__dict__))
         assert ours.format(records[0]) == stock.format(records[1])
+
+
+class BrokenStream(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError("the reader went away")
+
+
+def test_a_stream_that_went_away_loses_the_lines_with_a_note_not_an_exception(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    handler = TickHandler(BrokenStream())
+    log = logging.getLogger("test.tick.broken")
+    log.propagate = False
+    log.handlers[:] = [handler]
+    log.warning("nobody reads this")
+    assert "could not write 1 log lines" in capsys.readouterr().err
+
+
+def test_a_record_that_cannot_be_formatted_is_reported_as_logging_does_and_writes_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    stream = CountingStream()
+    log, _ = make_logger(stream)
+    log.warning("%d jobs", "not a number")
+    assert stream.getvalue() == ""
+    assert "--- Logging error ---" in capsys.readouterr().err
