@@ -209,7 +209,7 @@ def result_payload(
     """
     problem = None
     try:
-        encoded = dumps(result)
+        encoded = b"null" if result is None else dumps(result)  # most tasks return nothing
     except TypeError as exc:
         problem = f"the task's result cannot be stored as JSON: {exc}"
         encoded = orjson.dumps({"type": "ResultEncodingError", "message": problem, "traceback": ""})

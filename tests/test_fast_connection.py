@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -63,5 +64,17 @@ async def test_a_worker_client_recovers_when_redis_closes_its_idle_connection(re
         await redis.client_kill_filter(_id=first)
         assert await client.incr("fast:after-kill") == 1
         assert await client.client_id() != first
+    finally:
+        await client.aclose(close_connection_pool=True)
+
+
+async def test_a_worker_client_lends_its_idle_connections_again_instead_of_opening_more(redis: Redis) -> None:
+    client = create_redis(scalr_queue.get_settings(), blocking=True)
+    try:
+        sequential = {await client.client_id() for _ in range(20)}
+        assert len(sequential) == 1
+        opened = set(await asyncio.gather(*(client.client_id() for _ in range(5)))) | sequential
+        again = set(await asyncio.gather(*(client.client_id() for _ in range(len(opened)))))
+        assert again == opened
     finally:
         await client.aclose(close_connection_pool=True)

@@ -11,7 +11,7 @@ import hiredis
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
-from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
 from redis.backoff import NoBackoff
@@ -112,6 +112,25 @@ def _fast_connection(base: type[C], *, trust_idle: bool) -> type[C]:
 
         attrs["can_read_destructive"] = can_read_destructive
     return cast(type[C], type(base.__name__, (base,), attrs))
+
+
+class _LendingPool(ConnectionPool):
+    """The worker's pool: an idle connection that is connected is lent at once.
+
+    redis-py's ``get_connection`` takes the pool's lock, then connects the connection and runs the
+    idle probe, both no-ops for a connected connection of a worker client (its probe is off, see
+    ``_fast_connection``), each a coroutine call, for every command. Taking the connection and
+    marking it in use involves no ``await``, so nothing else can run in between: the lock is only
+    needed where a connection must first connect, which is left to redis-py.
+    """
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> AbstractConnection:
+        available = self._available_connections
+        if available and available[-1].is_connected:
+            connection: AbstractConnection = available.pop()
+            self._in_use_connections.add(connection)
+            return connection
+        return cast(AbstractConnection, await super().get_connection(*args, **kwargs))
 
 
 class ScalrRedis(ArqRedis):
@@ -264,6 +283,8 @@ def create_redis(settings: Settings, *, blocking: bool = False) -> ScalrRedis:
             # Connection, or its TLS or unix-socket sibling: each gets its own subclass
             fast = _fast_connection(cast(type[AbstractConnection], pool.connection_class), trust_idle=blocking)
             pool.connection_class = cast(Any, fast)  # typed as the synchronous class in redis-py's hints
+            if blocking and type(pool) is ConnectionPool:
+                pool.__class__ = _LendingPool
     redis.job_deserializer = loads
     redis.job_serializer = None
     return redis

@@ -28,6 +28,7 @@ from ..observe._tracing import TRACE_FIELD, trace_id_of
 from ..redis._connection import REDIS_ERRORS
 from ..redis._keys import cancels_key
 from ._cancel_watch import HeardCancels
+from ._deadlines import Deadlines
 from ._finisher import Finisher
 from ._progress import ProgressReporter
 from ._retry import decide
@@ -61,6 +62,7 @@ class JobExecution:
     _tries: dict[str, tuple[int, int, str | None]]  # job id -> (try, start epoch-ms, trace id) of the running try
     worker_id: str
     _heard: HeardCancels
+    _deadlines: Deadlines
 
     @property
     def finisher(self) -> Finisher:
@@ -214,17 +216,24 @@ class JobExecution:
             logger.debug(
                 "%6.2fs → %s(%s) try=%d", (start - job["et"]) / 1000, ref, args_to_string(job["a"], kwargs), job_try
             )
-        deadline = asyncio.timeout(timeout_s)
+        timed_out = False
+        self._deadlines.start(job_id, timeout_s)
         try:
-            async with deadline:
+            try:
+                result = await spec.coroutine(ctx, *job["a"], **kwargs)
+            finally:
                 try:
-                    result = await spec.coroutine(ctx, *job["a"], **kwargs)
-                finally:
                     await progress.close(keep)
+                finally:
+                    timed_out = self._deadlines.end(job_id, timeout_s)
         except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if timed_out and task is not None and task.cancelling() == 0:
+                # cancelled by its deadline alone: a timeout, as asyncio.timeout would have raised
+                await self._attempt_failed(job_id, job, spec, job_try, TimeoutError(), True, start, timeout_s)
+                return
             if not self._shutting_down or job_id in self._cancelling:
                 raise
-            task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
             self.shutdown_requeued += 1
@@ -235,7 +244,7 @@ class JobExecution:
             )
             return
         except Exception as exc:  # every task error is handled: retried or recorded, never lost
-            await self._attempt_failed(job_id, job, spec, job_try, exc, deadline.expired(), start, timeout_s)
+            await self._attempt_failed(job_id, job, spec, job_try, exc, timed_out, start, timeout_s)
             return
         finish = now_ms()
         self.jobs_complete += 1

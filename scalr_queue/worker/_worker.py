@@ -66,6 +66,7 @@ from ..redis._keys import (
 from ..redis._memory import is_memory_url
 from . import _registry
 from ._cancel_watch import CancelWatcher, HeardCancels
+from ._deadlines import Deadlines
 from ._execution import JobExecution, now_ms
 from ._finisher import Finisher
 from ._loader import WorkerConfig
@@ -144,6 +145,7 @@ class ScalrWorker(JobExecution, Worker):
         self._cancelling: dict[str, str | None] = {}
         self._tries: dict[str, tuple[int, int, str | None]] = {}  # running job id -> (try, start ms, trace id)
         self._heard = HeardCancels(ttl=max(60.0, settings.lease * 2))
+        self._deadlines = Deadlines()
         self.jobs_cancelled = 0
         self.cancel_watcher: CancelWatcher | None = None
         self._background: list[asyncio.Task[None]] = []
