@@ -238,7 +238,11 @@ class Settings(BaseSettings):
         "INFO", description="worker log level: `DEBUG`, `INFO`, `WARNING`, `ERROR`"
     )
     log_format: Literal["plain", "json"] = Field(
-        "plain", description="worker log format: `plain`, or `json` (one object per line)"
+        "plain",
+        description=(
+            "worker log format: `plain`, or `json` (one object per line); the worker sets up its own logging,"
+            " and its records skip thread, process and source-line lookups, which neither format prints"
+        ),
     )
     metrics_port: int | None = Field(
         None, ge=1, le=65535, description="serve Prometheus metrics from the worker on this port; unset: off"
