@@ -61,9 +61,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Everything built at start-up (FastAPI's routes, pydantic's validators, the dashboard: ~80,000
     # objects) lives as long as the process, yet each full garbage collection walks it again, ~40 ms
     # apiece. A route that awaits (an enqueue, a database call) keeps its request's objects alive
-    # across the await, and under load those trigger collections: without this, a third of the
-    # enqueue route's time. Frozen, collections walk only what was made since (the benchmark's web
-    # scenario; docs/performance.md).
+    # across the await, and under load those set collections off: without this, about a sixth of
+    # the enqueue route's time went to full collections. Frozen, a collection walks only what was
+    # made since (docs/performance.md, "An enqueue inside a web request").
     gc.collect()
     gc.freeze()
     # The queue's connection pool opens lazily on the first enqueue, so the app starts (and
