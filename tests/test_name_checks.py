@@ -128,5 +128,6 @@ async def test_published_signatures_are_read_once_then_checked_without_a_round_t
         assert await catalog.check("registered_task", "default", (), {"order_id": 1}) == "registered_task"
         # now in the cache: the enqueue checks arguments with no await, and still refuses bad ones
         assert catalog.check_known("registered_task", "default", (), {"order_id": 1}) == "registered_task"
+        assert await catalog.check("registered_task", "default", (), {"order_id": 1}) == "registered_task"
         with pytest.raises(TaskArgumentsError, match="unexpected argument"):
             catalog.check_known("registered_task", "default", (), {"order_id": 1, "extra": 2})
