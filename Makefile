@@ -130,6 +130,11 @@ bench-peers: bootstrap bench-peers-venvs ## bench-quick with the peers (SAQ, tas
 bench-tracing: bootstrap ## What OpenTelemetry tracing costs per job: enqueue and drain with it off and on
 	$(PY) -m bench.tracing
 
+.PHONY: bench-web
+bench-web: bootstrap ## The web scenario alone: the template's enqueue route vs the same route without the enqueue (installs wrk)
+	command -v wrk >/dev/null || apt-get install -y wrk || echo "no wrk: the web scenario falls back to an httpx client"
+	$(PY) -m bench.run --quick --only web --systems scalr
+
 .PHONY: bench-cancel
 bench-cancel: bootstrap ## Cancel latency of a running job, p50/p99, two real workers (bench/cancel.py)
 	$(PY) -m bench.cancel

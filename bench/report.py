@@ -259,6 +259,9 @@ def render(result: dict[str, Any]) -> str:
                         ("POST /invoices/{id}/send req/s", ("enqueue_rps",), 0),
                         ("send / same-shape noop", ("ratio",), 2),
                         ("send / GET /noop", ("ratio_get_noop",), 2),
+                        ("server CPU µs/request, same-shape noop", ("shaped_noop_cpu_us",), 0),
+                        ("server CPU µs/request, send", ("enqueue_cpu_us",), 0),
+                        ("CPU: same-shape noop / send", ("cpu_ratio",), 2),
                     ],
                     ratio_of="-",
                     note=f"Load: {t.get('tool')} with {t.get('connections')} keep-alive connections for "

@@ -3,7 +3,8 @@
 One ``uvicorn src.main:app`` process (from template-app/backend, no access log) on a free
 loopback port, a fresh Redis behind it, and a bounded load: ``wrk`` (one thread, C keep-alive
 connections, T seconds) when it is installed, else an httpx asyncio client with the same
-connections and duration. Routes alternate within each repeat; only 2xx answers count.
+connections and duration. Routes alternate within each repeat; only 2xx answers count. The
+uvicorn process's CPU time per request is read from /proc around each route's load.
 """
 
 from __future__ import annotations
@@ -111,10 +112,27 @@ async def _httpx(port: int, method: str, seconds: float, conns: int) -> dict[str
     return {"tool": "httpx", "requests": ok + bad, "non_2xx": bad, "seconds": secs, "rps": ok / secs}
 
 
-def _load(port: int, method: str, seconds: float, conns: int) -> dict[str, Any]:
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux /proc), None where there is no /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _load(port: int, method: str, seconds: float, conns: int, pid: int | None = None) -> dict[str, Any]:
+    """One route's load; with ``pid``, also the server's CPU per request (steadier than req/s when
+    other work shares the cores: it counts the server's own work, not its share of the machine)."""
+    before = _cpu_seconds(pid) if pid is not None else None
     if shutil.which("wrk"):
-        return _wrk(port, method, seconds, conns)
-    return asyncio.run(_httpx(port, method, seconds, conns))
+        out = _wrk(port, method, seconds, conns)
+    else:
+        out = asyncio.run(_httpx(port, method, seconds, conns))
+    after = _cpu_seconds(pid) if pid is not None else None
+    if before is not None and after is not None and out["requests"]:
+        out["cpu_us_per_request"] = (after - before) / out["requests"] * 1e6
+    return out
 
 
 def run(plan: Any) -> dict[str, Any]:
@@ -163,18 +181,20 @@ def run(plan: Any) -> dict[str, Any]:
                 raise RuntimeError(f"enqueue route answered {check.status_code}: {check.text[:300]}")
             reps: list[dict[str, Any]] = []
             for _ in range(plan.repeats):
-                noop = _load(port, "GET", plan.web_seconds, plan.web_concurrency)
-                shaped = _load(port, "POST-NOOP", plan.web_seconds, plan.web_concurrency)
-                enq = _load(port, "POST", plan.web_seconds, plan.web_concurrency)
-                reps.append(
-                    {
-                        "noop": noop,
-                        "shaped_noop": shaped,
-                        "enqueue": enq,
-                        "ratio": enq["rps"] / shaped["rps"],
-                        "ratio_get_noop": enq["rps"] / noop["rps"],
-                    }
-                )
+                noop = _load(port, "GET", plan.web_seconds, plan.web_concurrency, proc.pid)
+                shaped = _load(port, "POST-NOOP", plan.web_seconds, plan.web_concurrency, proc.pid)
+                enq = _load(port, "POST", plan.web_seconds, plan.web_concurrency, proc.pid)
+                rep = {
+                    "noop": noop,
+                    "shaped_noop": shaped,
+                    "enqueue": enq,
+                    "ratio": enq["rps"] / shaped["rps"],
+                    "ratio_get_noop": enq["rps"] / noop["rps"],
+                }
+                if "cpu_us_per_request" in shaped and "cpu_us_per_request" in enq:
+                    # the same sense as ratio: the no-op route's CPU per request over the enqueue route's
+                    rep["cpu_ratio"] = shaped["cpu_us_per_request"] / enq["cpu_us_per_request"]
+                reps.append(rep)
             queued = server and int(__import__("redis").Redis(port=server.port).zcard("arq:queue:default"))
         finally:
             proc.terminate()
@@ -183,11 +203,19 @@ def run(plan: Any) -> dict[str, Any]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+    cpu: dict[str, float] = {}
+    if all("cpu_ratio" in r for r in reps):
+        cpu = {
+            "shaped_noop_cpu_us": statistics.median(r["shaped_noop"]["cpu_us_per_request"] for r in reps),
+            "enqueue_cpu_us": statistics.median(r["enqueue"]["cpu_us_per_request"] for r in reps),
+            "cpu_ratio": statistics.median(r["cpu_ratio"] for r in reps),
+        }
     return {
         "repeats": reps,
         "jobs_queued_by_enqueue_route": queued,
         "summary": {
             "template": {
+                **cpu,
                 "noop_rps": statistics.median(r["noop"]["rps"] for r in reps),
                 "shaped_noop_rps": statistics.median(r["shaped_noop"]["rps"] for r in reps),
                 "enqueue_rps": statistics.median(r["enqueue"]["rps"] for r in reps),

@@ -117,3 +117,17 @@ def test_testing_helper_raises_assertion_listing_missing_names(
     assert len(find_unknown_task_names(cwd / "api.py", "shop_worker2")) == 2
     with pytest.raises(AssertionError, match="unknown task 'gone'"):
         assert_task_names(cwd / "api.py", "shop_worker2")
+
+
+async def test_published_signatures_are_read_once_then_checked_without_a_round_trip(redis: Redis) -> None:
+    async with running_worker([registered_task]):
+        await wait_until(lambda: redis.exists("scalr:workers:default"), what="worker registry")
+        catalog = scalr_queue.get_client()._catalog
+        # nothing read yet: the check must go to Redis (the caller awaits check())
+        assert catalog.check_known("registered_task", "default", (), {"order_id": 1}) is None
+        assert await catalog.check("registered_task", "default", (), {"order_id": 1}) == "registered_task"
+        # now in the cache: the enqueue checks arguments with no await, and still refuses bad ones
+        assert catalog.check_known("registered_task", "default", (), {"order_id": 1}) == "registered_task"
+        assert await catalog.check("registered_task", "default", (), {"order_id": 1}) == "registered_task"
+        with pytest.raises(TaskArgumentsError, match="unexpected argument"):
+            catalog.check_known("registered_task", "default", (), {"order_id": 1, "extra": 2})

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 import scalr_queue
 from scalr_queue import JobFailedError, JobStatus
-from scalr_queue._codec import loads
+from scalr_queue._codec import job_payload, loads
 from tests.support import running_worker, wait_until
 
 
@@ -161,3 +161,20 @@ async def test_task_code_can_enqueue_through_ctx_redis_the_arq_way(redis: Redis)
         assert await job.result(timeout=5) == "child-1"
         await scalr_queue.get_job("child-1").result(timeout=5)
     assert await scalr_queue.get_job("child-1").status() is JobStatus.COMPLETE
+
+
+@pytest.mark.parametrize(
+    ("task", "args", "job_try", "et"),
+    [
+        ("send_invoice_email", None, None, 1_700_000_000_123),  # the usual enqueue: the cached head
+        ('quo"te\\ and é', None, None, 0),
+        ("send_invoice_email", [1, "two"], None, 5),
+        ("send_invoice_email", None, 3, 5),
+    ],
+)
+def test_job_record_bytes_are_the_same_with_or_without_the_cached_head(
+    task: str, args: list[Any] | None, job_try: int | None, et: int
+) -> None:
+    record = job_payload(task, b'{"invoice_id":1}', et, args=args, job_try=job_try)
+    full = {"t": job_try, "f": task, "a": args or [], "et": et, "k": {"invoice_id": 1}}
+    assert record == orjson.dumps(full)

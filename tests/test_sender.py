@@ -11,6 +11,8 @@ commands call it in the installed version's way, so setup and checks use the pla
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
 import warnings
 from collections.abc import AsyncIterator
 from typing import Any
@@ -96,3 +98,28 @@ async def test_every_kind_of_argument_reaches_redis_byte_for_byte(redis: Redis) 
     expected = [b"", b"\r\n*1\r\n$3\r\n", "clé 日本".encode(), b"0", b"-5", str(2**53).encode(), b"\x00\xff" * 40_000]
     assert single == expected
     assert batched == [expected] * 3
+
+
+async def test_a_pipeline_gives_up_within_its_timeout_even_on_a_connection_without_one() -> None:
+    # a worker's shared pool has no socket timeout: the sender's own deadline still bounds the call
+    with socket.socket() as silent:  # accepts connections, never answers: a hung Redis
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        hung = Redis(port=silent.getsockname()[1], socket_timeout=None, lib_name=None, lib_version=None)
+        sender = ScriptSender(hung, SET_AND_ECHO, timeout=0.3)
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await sender.call(["k"], ["v"])
+        assert time.monotonic() - start < 1.5
+        await hung.aclose()
+
+
+async def test_the_connection_keeps_its_socket_timeout_for_other_commands(redis: Redis, redis_url: str) -> None:
+    client = Redis.from_url(redis_url, socket_timeout=2.5)
+    sender = ScriptSender(client, SET_AND_ECHO, timeout=0.5)
+
+    assert await asyncio.gather(*(sender.call([f"k{i}"], [i]) for i in range(5))) == [b"0", b"1", b"2", b"3", b"4"]
+
+    pooled = client.connection_pool._available_connections
+    assert pooled and all(conn.socket_timeout == 2.5 for conn in pooled)  # lifted only while the sender had it
+    await client.aclose()

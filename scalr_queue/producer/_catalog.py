@@ -97,8 +97,9 @@ class TaskCatalog:
         self._registry[queue] = (time.monotonic() + REGISTRY_CACHE_S, merged)
         return merged
 
-    async def check(self, task: Any, queue: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
-        """The task's name, once the name and (keyword-only calls) the arguments are known good."""
+    def check_known(self, task: Any, queue: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str | None:
+        """:meth:`check` without an await: the task's name once checked, or None when the workers'
+        published signatures must be read first (then await :meth:`check`)."""
         if not isinstance(task, str):
             spec = self.spec_for(task)
             if not args:
@@ -115,7 +116,26 @@ class TaskCatalog:
             if not args:
                 known.check_call(kwargs)
             return task
-        published = await self._published(queue, task)
+        cached = self._registry.get(queue)
+        if cached is None or cached[0] <= time.monotonic():
+            return None
+        return self._check_published(cached[1], queue, task, args, kwargs)
+
+    async def check(self, task: Any, queue: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
+        """The task's name, once the name and (keyword-only calls) the arguments are known good."""
+        name = self.check_known(task, queue, args, kwargs)
+        if name is not None:
+            return name
+        return self._check_published(await self._published(queue, task), queue, task, args, kwargs)
+
+    def _check_published(
+        self,
+        published: dict[str, TaskSignature],
+        queue: str,
+        task: str,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+    ) -> str:
         if not published:
             return task
         sig = published.get(task)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast, overload
 
 from .._codec import dumps, encode_kwargs, job_payload
 from .._errors import ConfigurationError, JobOptionsError, PayloadError, QueueUnavailableError
@@ -23,7 +23,7 @@ from ..control._holds import Released, check_task, hold_field, hold_rule, parse_
 from ..observe._producer_metrics import producer_metrics
 from ..observe._tracing import configured_tracing
 from ..redis import _scripts
-from ..redis._connection import ScalrRedis, aw, eval_script, unavailable
+from ..redis._connection import REDIS_ERRORS, ScalrRedis, aw, eval_script, unavailable
 from ..redis._keys import (
     failed_jobs_key,
     failed_key,
@@ -77,11 +77,23 @@ class QueueStats:
         return dict(self.__dict__)
 
 
-@dataclass(frozen=True)
-class _Prepared:
+class _Prepared(NamedTuple):
+    """One checked, encoded job: a tuple, the cheapest record to build once per enqueue."""
+
     name: str
     placement: Placement
     payload: bytes
+
+
+def _pop_options(kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """Take the enqueue options (``_job_id=...``: keywords starting with ``_``) out of ``kwargs``."""
+    for key in kwargs:
+        if key.startswith("_"):  # rare: a plain loop keeps the usual call free of a comprehension
+            given = {k: v for k, v in kwargs.items() if k.startswith("_")}
+            for k in given:
+                del kwargs[k]
+            return given
+    return None
 
 
 class QueueClient:
@@ -137,7 +149,9 @@ class QueueClient:
                     "an enqueue is not confirmed by WAIT yet (unset it; docs/cluster.md has the loss window)"
                 )
             return cast(ScriptSender, ClusterScriptSender(redis, script))
-        return ScriptSender(redis, script, min_replicas=s.min_replicas, replicas_timeout=s.min_replicas_timeout)
+        return ScriptSender(
+            redis, script, min_replicas=s.min_replicas, replicas_timeout=s.min_replicas_timeout, timeout=s.redis_timeout
+        )
 
     async def run(self, awaitable: Awaitable[T], doing: str) -> T:
         """Await a Redis call, turning connection-level failures into QueueUnavailableError."""
@@ -158,7 +172,18 @@ class QueueClient:
     async def _prepare(
         self, task: Any, args: tuple[Any, ...], kwargs: dict[str, Any], options: JobOptions | None = None
     ) -> _Prepared:
-        given = {k: kwargs.pop(k) for k in [k for k in kwargs if k.startswith("_")]}
+        now_ms = int(time.time() * 1000)
+        placement = self._place(kwargs, options, now_ms)
+        # the name and the arguments are checked before anything is encoded; the check needs no
+        # await unless the workers' published signatures must be read (every few seconds at most)
+        name = self._catalog.check_known(task, placement.queue, args, kwargs)
+        if name is None:
+            name = await self._catalog.check(task, placement.queue, args, kwargs)
+        return self._encode(name, placement, now_ms, args, kwargs)
+
+    def _place(self, kwargs: dict[str, Any], options: JobOptions | None, now_ms: int) -> Placement:
+        """Take the ``_``-prefixed options out of ``kwargs`` and resolve them against the clock."""
+        given = _pop_options(kwargs)
         if options is None:
             options = JobOptions.from_kwargs(given) if given else DEFAULT
         elif given:
@@ -166,13 +191,17 @@ class QueueClient:
                 f"{', '.join(sorted(given))} given next to JobOptions: put every option in JobOptions "
                 "(task arguments cannot start with '_')"
             )
-        now_ms = int(time.time() * 1000)
-        placement = options.place(self.settings.queue_name, now_ms)
-        if self.settings.shards:  # a split hot queue: the job's shard, by a hash of its id
-            count = self.settings.shard_count(placement.queue)
+        settings = self.settings
+        placement = options.place(settings.queue_name, now_ms)
+        if settings.shards:  # a split hot queue: the job's shard, by a hash of its id
+            count = settings.shard_count(placement.queue)
             if count > 1:
                 placement = placement._replace(queue=shard_for(placement.queue, placement.job_id, count))
-        name = await self._catalog.check(task, placement.queue, args, kwargs)
+        return placement
+
+    def _encode(
+        self, name: str, placement: Placement, now_ms: int, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> _Prepared:
         kwargs_json = encode_kwargs(name, kwargs)
         if args:
             encode_kwargs(name, {"positional arguments": list(args)})
@@ -185,10 +214,11 @@ class QueueClient:
             expires_ms=placement.expires_ms,
             priority=placement.priority,
         )
-        if len(payload) > self.settings.max_payload:
+        max_payload = self.settings.max_payload
+        if len(payload) > max_payload:
             raise PayloadError(
                 f"the payload of task {name!r} is {len(payload)} bytes, over the SCALR_QUEUE_MAX_PAYLOAD cap of "
-                f"{self.settings.max_payload} bytes: store large data elsewhere and pass a reference"
+                f"{max_payload} bytes: store large data elsewhere and pass a reference"
             )
         return _Prepared(name, placement, payload)
 
@@ -225,19 +255,30 @@ class QueueClient:
             pl = prepared.placement
 
             def send(payload: bytes) -> Awaitable[Job[Any]]:
-                return self._send(replace(prepared, payload=payload))
+                return self._send(prepared._replace(payload=payload))
 
             return await tracing.enqueue(prepared.name, pl.job_id, pl.queue, prepared.payload, send)
         return await self._send(prepared)
 
     async def _send(self, prepared: _Prepared) -> Job[Any]:
         pl = prepared.placement
-        sender = await (self._replacing_sender() if pl.replace else self._enqueue_sender())
+        sender = self._ready_sender(pl.replace) or await (
+            self._replacing_sender() if pl.replace else self._enqueue_sender()
+        )
         keys, argv = self._script_args(prepared)
-        written = await self._pool.run(sender.call(keys, argv), f"enqueue {prepared.name!r}")
+        try:
+            written = await sender.call(keys, argv)
+        except REDIS_ERRORS as exc:  # what self.run does, without a coroutine of its own per enqueue
+            raise unavailable(exc, self.settings, f"enqueue {prepared.name!r}") from None
         if written:
             producer_metrics().count(pl.queue, prepared.name)
         return Job(pl.job_id, pl.queue, self, created=written == 1, task=prepared.name)
+
+    def _ready_sender(self, replacing: bool) -> ScriptSender | None:
+        """The sender already made for the running loop's Redis client, else None (then await one)."""
+        redis = self._pool.current()
+        sender = self._replace_sender if replacing else self._sender
+        return sender if sender is not None and redis is not None and sender.redis is redis else None
 
     @overload
     async def enqueue(self, task: TaskSpec[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Job[R]: ...
@@ -298,7 +339,7 @@ class QueueClient:
             jobs = [(p.name, p.placement.job_id, p.placement.queue, p.payload) for p in prepared]
 
             def send(payloads: list[bytes]) -> Awaitable[list[Job[Any]]]:
-                return self._send_many([replace(p, payload=x) for p, x in zip(prepared, payloads, strict=True)])
+                return self._send_many([p._replace(payload=x) for p, x in zip(prepared, payloads, strict=True)])
 
             return await tracing.enqueue_many(jobs, send)
         return await self._send_many(prepared)

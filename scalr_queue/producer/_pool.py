@@ -54,6 +54,10 @@ class LoopPool:
             return redis
         return self._redis
 
+    def current(self) -> ScalrRedis | None:
+        """The client made for the running loop, without awaiting; None until :meth:`redis` made one."""
+        return self._redis if self._loop is asyncio.get_running_loop() else None
+
     def adopt(self, redis: ScalrRedis) -> None:
         """Use ``redis``, made on the running loop by someone else (the worker shares its own).
 

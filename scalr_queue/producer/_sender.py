@@ -64,12 +64,23 @@ async def checkout(pool: Any) -> Any:
 class ScriptSender:
     """Runs one Lua script for many concurrent callers over one Redis client."""
 
-    def __init__(self, redis: Any, script: str, *, min_replicas: int = 0, replicas_timeout: float = 1.0) -> None:
+    def __init__(
+        self,
+        redis: Any,
+        script: str,
+        *,
+        min_replicas: int = 0,
+        replicas_timeout: float = 1.0,
+        timeout: float | None = None,
+    ) -> None:
+        """``timeout``: how long one pipeline's round trip may take (default: the connection's own
+        read timeout, else none); a WAIT adds ``replicas_timeout`` to it."""
         self.redis = redis
         self.script = script
         self.sha = _scripts.sha(script).encode()
         self.min_replicas = min_replicas
         self.replicas_timeout = replicas_timeout
+        self.timeout = timeout
         self._busy = False
         self._waiting: list[Call] = []
         self._tasks: set[asyncio.Task[None]] = set()  # strong references to batches in flight
@@ -155,31 +166,40 @@ class ScriptSender:
         pool = self.redis.connection_pool
         wait = self.min_replicas > 0
         sent = [*commands, (b"WAIT", self.min_replicas, int(self.replicas_timeout * 1000))] if wait else commands
+        # One deadline per attempt (checkout, send, every reply), not redis-py's own per call: with a
+        # socket timeout it sends through asyncio.wait_for (a task per send on Python 3.11) and arms
+        # a timer per reply. The connection is this call's alone until released, so its socket
+        # timeout is lifted for the exchange and put back before it goes back to the pool.
+        limit = self.timeout if self.timeout is not None else pool.connection_kwargs.get("socket_timeout")
+        if limit is not None and wait:
+            limit += self.replicas_timeout  # WAIT blocks up to its own timeout
         for attempt in (1, 2):
             out: list[Any] = []
-            conn = await checkout(pool)
-            try:
-                await conn.send_packed_command(self.encode(conn, sent))
-                for _ in commands:
-                    try:
-                        out.append(await conn.read_response())
-                    except ResponseError as exc:  # an error reply; the stream stays in step
-                        out.append(exc)
-                if wait:
-                    # WAIT blocks up to its own timeout: read it with that on top of the usual one
-                    acked = int(await conn.read_response(timeout=self.replicas_timeout + (conn.socket_timeout or 1.0)))
-                    if acked < self.min_replicas:
-                        out = [r if isinstance(r, Exception) else self._not_replicated(acked) for r in out]
-                return out
-            except RedisConnectionError:
-                await conn.disconnect()
-                # a pooled connection that died with a Redis restart gets one retry on a fresh one,
-                # but never once a reply was read: resending then could run a command twice
-                if attempt == 2 or out:
+            async with asyncio.timeout(limit):
+                conn = await checkout(pool)
+                socket_timeout, conn.socket_timeout = conn.socket_timeout, None
+                try:
+                    await conn.send_packed_command(self.encode(conn, sent))
+                    for _ in commands:
+                        try:
+                            out.append(await conn.read_response())
+                        except ResponseError as exc:  # an error reply; the stream stays in step
+                            out.append(exc)
+                    if wait:
+                        acked = int(await conn.read_response())
+                        if acked < self.min_replicas:
+                            out = [r if isinstance(r, Exception) else self._not_replicated(acked) for r in out]
+                    return out
+                except RedisConnectionError:
+                    await conn.disconnect()
+                    # a pooled connection that died with a Redis restart gets one retry on a fresh
+                    # one, but never once a reply was read: resending then could run a command twice
+                    if attempt == 2 or out:
+                        raise
+                except BaseException:
+                    await conn.disconnect()
                     raise
-            except BaseException:
-                await conn.disconnect()
-                raise
-            finally:
-                await pool.release(conn)
+                finally:
+                    conn.socket_timeout = socket_timeout
+                    await pool.release(conn)
         raise AssertionError("unreachable")  # pragma: no cover

@@ -3,6 +3,7 @@ job with a real worker process on Redis and with the in-process worker on ``memo
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Awaitable, Callable
 
@@ -138,3 +139,11 @@ async def test_queue_dashboard_refuses_other_hosts_without_credentials(queue_url
     transport = httpx.ASGITransport(app=app, client=("192.0.2.10", 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
         assert (await http.get("/queue/")).status_code == 403
+
+
+async def test_startup_freezes_what_import_built_out_of_the_garbage_collectors_way() -> None:
+    from src.main import app, lifespan
+
+    async with lifespan(app):
+        assert gc.get_freeze_count() > 10_000  # FastAPI, pydantic, the dashboard: never garbage
+    assert gc.get_freeze_count() == 0  # shutdown hands them back (tests start the app many times)
