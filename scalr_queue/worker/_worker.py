@@ -423,6 +423,10 @@ class ScalrWorker(JobExecution, Worker):
                 continue
             free = self.max_jobs - len(self.tasks)
             if free > 0 and self._pipelined and timeout >= 0.005:
+                if claimed:
+                    # the jobs just claimed take their first step before the next wait is built and
+                    # sent (pipeline.execute runs up to its send without yielding)
+                    await asyncio.sleep(0)
                 asked = min(free, CLAIM_MAX)
                 got = await self._wait_and_claim(timeout, asked)
                 woken = (got, asked) if got is not None else None
