@@ -1,4 +1,4 @@
-"""The clients create_redis builds: hiredis packs their commands, the worker's skip the idle probe."""
+"""The clients create_redis builds: hiredis packs their commands, and none runs the idle probe."""
 
 from __future__ import annotations
 
@@ -26,13 +26,13 @@ COMMANDS: list[tuple[Any, ...]] = [
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: str(c[0]))
 def test_hiredis_packs_a_command_byte_for_byte_as_redis_py_does(command: tuple[Any, ...]) -> None:
-    fast = _fast_connection(Connection, trust_idle=False)()
+    fast = _fast_connection(Connection)()
     assert b"".join(fast.pack_command(*command)) == b"".join(Connection().pack_command(*command))
 
 
 @pytest.mark.parametrize("value", [True, None, bytearray(b"x")])
 def test_a_value_redis_py_refuses_is_still_refused_with_its_data_error(value: object) -> None:
-    fast = _fast_connection(Connection, trust_idle=False)()
+    fast = _fast_connection(Connection)()
     with pytest.raises(DataError):
         fast.pack_command("SET", "k", value)
 
@@ -50,7 +50,7 @@ async def test_worker_and_producer_clients_round_trip_every_kind_of_argument(red
             assert await client.get("fast:bytes") == b"\x00\xff"
             assert await client.incr("fast:n") == (1 if blocking else 2)
             probes = client.connection_pool.connection_class.can_read_destructive
-            assert (probes is not Connection.can_read_destructive) == blocking
+            assert probes is not Connection.can_read_destructive
         finally:
             await client.aclose(close_connection_pool=True)
 
@@ -66,6 +66,16 @@ async def test_a_worker_client_recovers_when_redis_closes_its_idle_connection(re
         assert await client.client_id() != first
     finally:
         await client.aclose(close_connection_pool=True)
+
+
+async def test_an_enqueue_after_redis_dropped_the_idle_connection_is_written_once_on_a_new_one(redis: Redis) -> None:
+    """The producer's connections skip the idle probe too: the sender's one retry covers a dropped socket."""
+    first = await scalr_queue.enqueue("dropped_then_sent", n=1)
+    killed = await redis.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    assert int(killed) >= 1, "the producer's idle connection was dropped by the server"
+    second = await scalr_queue.enqueue("dropped_then_sent", n=2)
+    queued = await redis.zrange("arq:queue:default", 0, -1)
+    assert sorted(queued) == sorted([first.job_id.encode(), second.job_id.encode()]), "both written, once each"
 
 
 async def test_a_worker_client_lends_its_idle_connections_again_instead_of_opening_more(redis: Redis) -> None:
