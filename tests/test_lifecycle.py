@@ -248,6 +248,21 @@ async def test_an_idle_worker_claims_a_woken_job_on_the_connection_the_wake_arri
     assert after and after[0].startswith("BRPOP"), "on the connection that blocks in BRPOP: one trip, not two"
 
 
+async def test_an_idle_worker_whose_pipelined_claim_meets_a_flushed_script_cache_still_starts_the_job(
+    redis: Redis, set_env: Callable[..., None]
+) -> None:
+    """Redis lost its scripts (a restart, SCRIPT FLUSH) under a waiting worker: the claim behind the
+    BRPOP fails with NOSCRIPT, and the usual claim right after loads the script and takes the job."""
+    set_env(SCALR_QUEUE_POLL_INTERVAL="30s")
+    async with running_worker([stamp]):
+        await asyncio.sleep(0.3)  # idle: the claim is queued behind the BRPOP
+        await redis.script_flush()
+        sent = time.monotonic()
+        job = await scalr_queue.enqueue("stamp")
+        await job.result(timeout=5)
+    assert time.monotonic() - sent < 2.0, "started at the wake, not at the 30 s poll"
+
+
 async def test_stopping_an_idle_worker_ends_its_wait_at_once_and_claims_nothing(
     redis: Redis, set_env: Callable[..., None]
 ) -> None:
