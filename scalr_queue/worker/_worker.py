@@ -482,7 +482,9 @@ class ScalrWorker(JobExecution, Worker):
             async with asyncio.timeout(wait_s + 2) as self._waiting:
                 _popped, reply = await pipe.execute(raise_on_error=False)
         except TimeoutError:
-            return None  # the connection closed with the wait: Redis drops a claim it had not run
+            # the connection closed with the wait: Redis drops a claim it had not run yet; one it ran
+            # whose reply never came leaves its jobs leased, and they run again after one lease
+            return None
         except REDIS_ERRORS as exc:
             self._redis_down(exc)
             await self._sleep(0.5)
