@@ -3,8 +3,9 @@
 * claim: up to N ready jobs per Lua call, each under a short lease (``SCALR_QUEUE_LEASE``)
   that this worker renews while the job runs, so a crashed worker's jobs come back within
   about one lease, and a long job on a live worker is never stolen;
-* wait: an idle worker blocks in BRPOP on the queue's wake list (enqueue pushes to it), so new
-  work starts within milliseconds with no busy polling; a slow poll stays as a safety net;
+* wait: an idle worker blocks in BRPOP on the queue's wake list (enqueue pushes to it) with its
+  next claim pipelined behind, so new work starts within about a millisecond with no busy
+  polling; a slow poll stays as a safety net (claim and wait: ``_claiming``);
 * run: every exception retries with exponential backoff (timeouts too), ``Fail`` and
   ``no_retry`` types fail at once, payloads are JSON only;
 * finish: the results of jobs that end together are settled in one Lua call;
@@ -24,15 +25,13 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from arq.connections import RedisSettings, log_redis_info
 from arq.worker import Worker
 
 from .._codec import dumps, loads
 from .._limits import rules_json
-from .._priority import due_ms
 from .._settings import Settings
 from .._tasks import TaskSpec, as_task_spec
 from ..observe import _depth
@@ -55,17 +54,16 @@ from ..redis._keys import (
     held_key,
     holds_key,
     leases_key,
-    limit_keys,
     paused_key,
     queue_key,
     slots_key,
-    stop_key,
     tagged_keys,
     wake_key,
 )
 from ..redis._memory import is_memory_url
 from . import _registry
 from ._cancel_watch import CancelWatcher, HeardCancels
+from ._claiming import Claiming
 from ._deadlines import Deadlines
 from ._execution import JobExecution, now_ms
 from ._finisher import Finisher
@@ -75,20 +73,9 @@ if TYPE_CHECKING:
     from ..observe._otel import Tracing
 
 logger = logging.getLogger("scalr_queue.worker")
-# what one claim did: jobs started, the next due job's score (None: nothing scheduled), more to take now
-Claimed = tuple[int, float | None, bool]
-CLAIM_MAX = 500
-# held jobs one claim moves aside at most, so a large backlog under a new hold never stalls Redis
-HOLD_SCAN = 1000
-# how soon a replacement held back behind its running predecessor is looked at again: the most it
-# waits after the predecessor ends (only while one waits; a plain claim never looks)
-REPLACEMENT_RECHECK_MS = 200
-# due jobs a claim looks at beyond those it can run, to get past jobs over their limit: only after a
-# claim came back short with more to take (jobs were parked or deferred), so plain jobs pay nothing
-LIMIT_SCAN = 100
 
 
-class ScalrWorker(JobExecution, Worker):
+class ScalrWorker(Claiming, JobExecution, Worker):
     """Runs one queue's jobs. Build it from a WorkerConfig; ``await worker.run_async()``."""
 
     def __init__(
@@ -387,127 +374,7 @@ class ScalrWorker(JobExecution, Worker):
         except REDIS_ERRORS as exc:
             logger.warning("could not deregister from Redis at shutdown: %s", exc)
 
-    # -- claiming -----------------------------------------------------------------------
-
-    async def _claim_loop(self) -> None:
-        assert self._blocking is not None
-        backoff = 0.2
-        woken: tuple[Claimed, int] | None = None  # the claim pipelined behind the last wait, and its count
-        while not self._stop.is_set():
-            free = self.max_jobs - len(self.tasks)
-            if woken is not None:
-                ((claimed, next_score, more), asked), woken = woken, None
-            elif free <= 0:
-                await self._wait_for_slot()
-                continue
-            else:
-                asked = min(free, CLAIM_MAX)
-                try:
-                    claimed, next_score, more = await self._claim(asked)
-                    self._redis_ok()
-                    backoff = 0.2
-                except REDIS_ERRORS as exc:
-                    self._redis_down(exc)
-                    await self._sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
-                    continue
-            if claimed >= asked or more:
-                continue
-            if self.burst and not self.tasks and next_score is None:
-                return
-            timeout = self.settings.poll_interval
-            if next_score is not None:
-                timeout = max(0.0, min(timeout, (next_score - now_ms()) / 1000))
-            if self.burst and not self.tasks:
-                await self._sleep(min(timeout, 0.05) if timeout > 0 else 0)
-                continue
-            free = self.max_jobs - len(self.tasks)
-            if free > 0 and self._pipelined and timeout >= 0.005:
-                if claimed:
-                    # the jobs just claimed take their first step before the next wait is built and
-                    # sent (pipeline.execute runs up to its send without yielding)
-                    await asyncio.sleep(0)
-                asked = min(free, CLAIM_MAX)
-                got = await self._wait_and_claim(timeout, asked)
-                woken = (got, asked) if got is not None else None
-            else:
-                await self._wait_for_work(wait_s=timeout)
-
-    async def _wait_for_slot(self) -> None:
-        """All slots busy: wait for one to free up, or for a stop request (the drain takes over).
-
-        One event serves both (``request_stop`` sets it too): no futures or ``asyncio.wait`` per
-        freed slot, which a draining worker pays about once per job.
-        """
-        self._slot_freed.clear()
-        await self._slot_freed.wait()
-        await asyncio.sleep(0)  # let other jobs that end in this tick free their slots too
-
-    async def _wait_for_work(self, wait_s: float) -> None:
-        """Block until a wake-up, the timeout (next due job or safety poll), or a stop."""
-        assert self._blocking is not None
-        if wait_s < 0.005:
-            await asyncio.sleep(wait_s)
-            return
-        brpop = self._blocking.brpop([wake_key(self.queue)], timeout=wait_s)  # type: ignore[arg-type]
-        waiter = asyncio.ensure_future(aw(brpop))
-        stop = asyncio.ensure_future(self._stop.wait())
-        try:
-            done, _ = await asyncio.wait({waiter, stop}, timeout=wait_s + 2, return_when=asyncio.FIRST_COMPLETED)
-            if waiter in done and waiter.exception() is not None:
-                self._redis_down(waiter.exception())  # type: ignore[arg-type]
-                await self._sleep(0.5)
-        finally:
-            for fut in (waiter, stop):
-                if not fut.done():
-                    fut.cancel()
-            await asyncio.gather(waiter, stop, return_exceptions=True)
-
-    async def _wait_and_claim(self, wait_s: float, count: int) -> Claimed | None:
-        """Block in BRPOP with the CLAIM pipelined behind it, so the claim runs the moment a wake lands.
-
-        Redis holds a blocked client's next command until its BRPOP returns (a wake, or the timeout:
-        then it is the safety poll's claim), so a woken job costs no second round trip from here.
-        Nothing else waits beside it (no stop future, no ``asyncio.wait``: a loop turn and two
-        futures less per wake): a stop pushes this worker's own stop list twice instead, the BRPOP
-        pops one, and the claim, seeing the other, takes nothing (``_end_wait``). None: nothing was
-        claimed this way (an error, or no reply in time), and the loop claims the usual way next.
-        """
-        assert self._blocking is not None
-        keys, args = self._claim_call(count, 0)
-        pipe = self._blocking.pipeline(transaction=False)
-        pipe.brpop([keys[-1], wake_key(self.queue)], timeout=wait_s)  # type: ignore[arg-type]
-        pipe.execute_command("EVALSHA", self._claim_sha, len(keys), *keys, *args)
-        try:
-            async with asyncio.timeout(wait_s + 2) as self._waiting:
-                _popped, reply = await pipe.execute(raise_on_error=False)
-        except TimeoutError:
-            # the connection closed with the wait: Redis drops a claim it had not run yet; one it ran
-            # whose reply never came leaves its jobs leased, and they run again after one lease
-            return None
-        except REDIS_ERRORS as exc:
-            self._redis_down(exc)
-            await self._sleep(0.5)
-            return None
-        finally:
-            self._waiting = None
-        if isinstance(reply, Exception):
-            return None  # NOSCRIPT (Redis restarted, say): the usual claim loads it again
-        self._redis_ok()
-        return self._start_claimed(reply, count)
-
-    async def _end_wait(self) -> None:
-        """A stop during the pipelined wait: push the stop list; if Redis does not take it, give up the wait."""
-        key = stop_key(self.queue, self.worker_id)
-        with contextlib.suppress(*REDIS_ERRORS, TimeoutError):
-            async with asyncio.timeout(self.op_timeout):
-                pipe = self.pool.pipeline(transaction=False)
-                pipe.lpush(key, 1, 1)
-                pipe.pexpire(key, 60_000)
-                await pipe.execute()
-                return
-        if self._waiting is not None:
-            self._waiting.reschedule(asyncio.get_running_loop().time())
+    # -- claiming: see _claiming.Claiming ---------------------------------------------------
 
     def _redis_down(self, exc: BaseException) -> None:
         if self._outage_since is None:
@@ -526,54 +393,6 @@ class ScalrWorker(JobExecution, Worker):
             logger.info("Redis is back after %.2fs", took)
             self._outage_since = None
             self.health.redis_answered()
-
-    def _claim_call(self, count: int, now: int) -> tuple[list[str], list[Any]]:
-        """CLAIM's keys and arguments; ``now`` 0 is the pipelined form (the server's clock, the stop list)."""
-        args: list[Any] = [now, count, self._lease_ms, self.worker_id, REPLACEMENT_RECHECK_MS, HOLD_SCAN]
-        keys = list(self._claim_keys)
-        if self.limit_rules is not None:
-            # limits: the rules, and once per poll interval a sweep for parked jobs whose slot is free
-            sweep = time.monotonic() - self._last_sweep >= self.settings.poll_interval
-            if sweep:
-                self._last_sweep = time.monotonic()
-            keys += limit_keys(self.queue)
-            args += [self.limit_rules, int(sweep), self._limit_scan]
-        if now == 0:
-            keys.append(stop_key(self.queue, self.worker_id))
-        return keys, args
-
-    async def _claim(self, count: int) -> Claimed:
-        keys, args = self._claim_call(count, now_ms())
-        async with asyncio.timeout(self.op_timeout):
-            reply = await eval_script(self.pool, _scripts.CLAIM, keys, args)
-        return self._start_claimed(reply, count)
-
-    def _start_claimed(self, reply: list[Any], count: int) -> Claimed:
-        """Start a task for every job a CLAIM reply hands over; (how many, next due score, more to take)."""
-        ids, payloads, tries, nxt, more, dues, *paused = reply
-        if self.limit_rules is not None:
-            self._limit_scan = LIMIT_SCAN if more and len(ids) < count else 0
-        if bool(paused) != self._paused:
-            self._paused = bool(paused)
-            logger.info("queue %r %s", self.queue, "paused: claiming nothing until resumed" if paused else "resumed")
-        loop = asyncio.get_running_loop()
-        for job_id_b, raw, job_try, due in zip(ids, payloads, tries, dues, strict=True):
-            job_id = job_id_b.decode()
-            run = self._run(job_id, raw, int(job_try), int(due_ms(float(due))))
-            if self._tracing is not None:
-                run = self._tracing.attempt(run, raw, job_id, int(job_try), self.queue, self.worker_id)
-            task = loop.create_task(run)
-            self.tasks[job_id] = task
-            task.add_done_callback(partial(self._job_done, job_id))
-        return len(ids), (float(nxt) if nxt is not None else None), bool(more)
-
-    def _job_done(self, job_id: str, task: asyncio.Task[None]) -> None:
-        self.tasks.pop(job_id, None)
-        if task.cancelled() and job_id in self._cancelling:
-            self._finish_cancelled(job_id)  # cancelled before its first step: _run never saw it
-        self._tries.pop(job_id, None)
-        self._leases_lost.discard(job_id)
-        self._slot_freed.set()
 
     def cancel_locally(self, job_id: str, reason: str | None) -> None:
         """A cancel was heard: cancel the task if this worker runs the job, else note it briefly."""
