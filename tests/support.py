@@ -9,9 +9,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from scalr_queue._settings import load_settings
 from scalr_queue._tasks import build_task_map
@@ -19,6 +19,24 @@ from scalr_queue.worker._loader import WorkerConfig
 from scalr_queue.worker._worker import ScalrWorker
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+T = TypeVar("T")
+
+
+def run_in_new_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on a loop of its own, closed after, in a synchronous test.
+
+    Not ``asyncio.run``: that ends by setting the thread's current loop to None, which orphans the
+    fresh loop pytest-asyncio leaves current after each async test (before 0.25), and that loop's
+    unclosed sockets then fail a later test with a ResourceWarning.
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 async def wait_until(

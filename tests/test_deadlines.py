@@ -8,6 +8,7 @@ import time
 import pytest
 
 from scalr_queue.worker._deadlines import Deadlines
+from tests.support import run_in_new_loop
 
 
 async def attempt(deadlines: Deadlines, job_id: str, timeout_s: float, runs_s: float, log: list[str]) -> None:
@@ -41,7 +42,7 @@ def test_each_attempt_ends_at_its_own_deadline_with_one_timer_per_timeout() -> N
         await asyncio.gather(*tasks)
         return log
 
-    assert asyncio.run(main()) == ["a done", "b timed out", "d timed out", "c timed out"]
+    assert run_in_new_loop(main()) == ["a done", "b timed out", "d timed out", "c timed out"]
 
 
 @pytest.mark.timeout(10)
@@ -55,7 +56,7 @@ def test_another_cancel_during_an_expired_attempt_is_not_a_timeout() -> None:
         await asyncio.gather(task, return_exceptions=True)
         return log
 
-    assert asyncio.run(main()) == ["x cancelled"]
+    assert run_in_new_loop(main()) == ["x cancelled"]
 
 
 @pytest.mark.timeout(10)
@@ -68,5 +69,5 @@ def test_an_attempt_that_ends_before_its_deadline_is_never_cancelled() -> None:
         await attempt(deadlines, "last", 0.05, 0.01, log)
         return log
 
-    log = asyncio.run(main())
+    log = run_in_new_loop(main())
     assert log == [f"j{i} done" for i in range(50)] + ["last done"]

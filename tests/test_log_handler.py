@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from scalr_queue.observe._logging import PlainFormatter, TickHandler
+from tests.support import run_in_new_loop
 
 
 class CountingStream(io.StringIO):
@@ -46,7 +47,7 @@ def test_info_lines_of_one_tick_are_written_at_the_end_of_the_tick_in_one_call()
         await asyncio.sleep(0)
         return held, stream.writes
 
-    held, writes = asyncio.run(main())
+    held, writes = run_in_new_loop(main())
     assert held == ""
     assert stream.getvalue() == "INFO line 0\nINFO line 1\nINFO line 2\n"
     assert writes == 1
@@ -61,7 +62,7 @@ def test_a_warning_writes_the_waiting_lines_and_itself_at_once_in_order() -> Non
         log.warning("second")
         return stream.getvalue()
 
-    assert asyncio.run(main()) == "INFO first\nWARNING second\n"
+    assert run_in_new_loop(main()) == "INFO first\nWARNING second\n"
 
 
 def test_without_a_running_loop_each_line_is_written_at_once() -> None:
@@ -85,7 +86,7 @@ def test_flush_and_close_write_the_waiting_lines_before_the_tick_ends() -> None:
         seen.append(stream.getvalue())
         return seen
 
-    assert asyncio.run(main()) == ["INFO flushed\n", "INFO flushed\nINFO closed\n"]
+    assert run_in_new_loop(main()) == ["INFO flushed\n", "INFO flushed\nINFO closed\n"]
 
 
 def test_lines_left_by_a_loop_that_closed_mid_step_go_out_with_the_next_loop_s_lines() -> None:
@@ -102,7 +103,7 @@ def test_lines_left_by_a_loop_that_closed_mid_step_go_out_with_the_next_loop_s_l
         log.info("from the second loop")
         await asyncio.sleep(0)
 
-    asyncio.run(main())
+    run_in_new_loop(main())
     assert stream.getvalue() == "INFO from the first loop\nINFO from the second loop\n"
 
 
