@@ -53,13 +53,15 @@ def _host_port(item: str, what: str = "sentinel address", default_port: int = DE
     return host, int(port_text)
 
 
-def parse_sentinel_url(url: str) -> SentinelTarget:
-    """Parse a Sentinel URL; a ``ValueError`` says in one line what is wrong with it."""
+def _split_url(
+    url: str, schemes: tuple[str, ...], kind: str, form: str, listed: str
+) -> tuple[bool, str, str | None, str | None, list[str]]:
+    """The parts a Sentinel and a Cluster URL share: (TLS, path, username, password, host items)."""
     scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() not in SENTINEL_SCHEMES:
-        raise ValueError(f"not a Sentinel URL (expected {SENTINEL_FORM})")
+    if not sep or scheme.lower() not in schemes:
+        raise ValueError(f"not a {kind} URL (expected {form})")
     if "?" in rest or "#" in rest:
-        raise ValueError(f"a Sentinel URL takes no query or fragment (expected {SENTINEL_FORM})")
+        raise ValueError(f"a {kind} URL takes no query or fragment (expected {form})")
     netloc, _, path = rest.partition("/")
     userinfo, at, hosts = netloc.rpartition("@")
     username = password = None
@@ -69,7 +71,13 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
         password = unquote(secret) if colon else None
     items = [h.strip() for h in hosts.split(",")]
     if not hosts or not all(items):
-        raise ValueError(f"it lists no sentinel host, or an empty one (expected {SENTINEL_FORM})")
+        raise ValueError(f"it lists no {listed}, or an empty one (expected {form})")
+    return scheme.lower().startswith("rediss"), path, username, password, items
+
+
+def parse_sentinel_url(url: str) -> SentinelTarget:
+    """Parse a Sentinel URL; a ``ValueError`` says in one line what is wrong with it."""
+    tls, path, username, password, items = _split_url(url, SENTINEL_SCHEMES, "Sentinel", SENTINEL_FORM, "sentinel host")
     parts = path.strip("/").split("/") if path.strip("/") else []
     if not parts:
         raise ValueError(f"it names no service after the sentinels (expected {SENTINEL_FORM})")
@@ -84,7 +92,7 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
         db=int(db),
         username=username,
         password=password,
-        tls=scheme.lower() == "rediss+sentinel",
+        tls=tls,
     )
 
 
@@ -114,27 +122,8 @@ def parse_cluster_url(url: str) -> ClusterTarget:
 
     A cluster has one database (0), so the URL takes no ``/db`` path.
     """
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() not in CLUSTER_SCHEMES:
-        raise ValueError(f"not a Cluster URL (expected {CLUSTER_FORM})")
-    if "?" in rest or "#" in rest:
-        raise ValueError(f"a Cluster URL takes no query or fragment (expected {CLUSTER_FORM})")
-    netloc, _, path = rest.partition("/")
+    tls, path, username, password, items = _split_url(url, CLUSTER_SCHEMES, "Cluster", CLUSTER_FORM, "cluster node")
     if path.strip("/") not in ("", "0"):
         raise ValueError(f"a Redis Cluster has only database 0, so the URL takes no {path!r} (expected {CLUSTER_FORM})")
-    userinfo, at, hosts = netloc.rpartition("@")
-    username = password = None
-    if at:
-        user, colon, secret = userinfo.partition(":")
-        username = unquote(user) or None
-        password = unquote(secret) if colon else None
-    items = [h.strip() for h in hosts.split(",")]
-    if not hosts or not all(items):
-        raise ValueError(f"it lists no cluster node, or an empty one (expected {CLUSTER_FORM})")
-    nodes = []
-    for item in items:
-        host, port = _host_port(item, "cluster node", DEFAULT_CLUSTER_PORT)
-        nodes.append((host, port))
-    return ClusterTarget(
-        nodes=tuple(nodes), username=username, password=password, tls=scheme.lower() == "rediss+cluster"
-    )
+    nodes = tuple(_host_port(item, "cluster node", DEFAULT_CLUSTER_PORT) for item in items)
+    return ClusterTarget(nodes=nodes, username=username, password=password, tls=tls)
