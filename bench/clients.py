@@ -121,16 +121,21 @@ async def _latency(p: Producer, url: str, k: int, lo: float, hi: float) -> dict[
             await asyncio.sleep(rng.uniform(lo, hi))
             t0 = time.time()
             await p.enqueue(t0=t0)
-        for _ in range(200):  # the last jobs' delays: up to 10 s
-            if await r.llen(LAT_KEY) >= k:
-                break
-            await asyncio.sleep(0.05)
-        raw = await r.lrange(LAT_KEY, 0, -1)
-        await r.delete(LAT_KEY)
+        delays = await _collect_delays(r, k, wait_s=10)
     finally:
         await r.aclose()
-    delays = [float(x) for x in raw]
     return {"jobs": k, "lost": k - len(delays), "delays_s": delays}
+
+
+async def _collect_delays(r: Any, n: int, wait_s: float) -> list[float]:
+    """The pickup delays the job bodies pushed, once n are in or after wait_s (the last jobs' delays)."""
+    for _ in range(int(wait_s / 0.05)):
+        if await r.llen(LAT_KEY) >= n:
+            break
+        await asyncio.sleep(0.05)
+    raw = await r.lrange(LAT_KEY, 0, -1)
+    await r.delete(LAT_KEY)
+    return [float(x) for x in raw]
 
 
 async def _load(p: Producer, url: str, rate: float, seconds: float) -> dict[str, Any]:
@@ -166,15 +171,9 @@ async def _load(p: Producer, url: str, rate: float, seconds: float) -> dict[str,
         sent_seconds = loop.time() - start
         if errors:
             raise RuntimeError(f"{len(errors)} enqueues failed, first: {errors[0]!r}")
-        for _ in range(600):  # the last jobs' delays: up to 30 s
-            if await r.llen(LAT_KEY) >= n:
-                break
-            await asyncio.sleep(0.05)
-        raw = await r.lrange(LAT_KEY, 0, -1)
-        await r.delete(LAT_KEY)
+        delays = await _collect_delays(r, n, wait_s=30)
     finally:
         await r.aclose()
-    delays = [float(x) for x in raw]
     return {"jobs": n, "lost": n - len(delays), "sent_rate": n / sent_seconds, "delays_s": delays}
 
 
