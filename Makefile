@@ -151,6 +151,10 @@ bench-limits: bootstrap ## What limits cost the plain path, against main in one 
 bench-sender: bootstrap ## The enqueue sender with redis-py's encoder against a hand-written RESP packer
 	$(PY) -m bench.sender
 
+.PHONY: bench-processes
+bench-processes: bootstrap ## One worker process against --processes 2, for a no-op and a CPU-bound job body (bench/processes.py)
+	$(PY) -m bench.processes
+
 .PHONY: bench-hotpath
 bench-hotpath: bootstrap ## The worker's hot path (drains, idle pickup) against main, side by side in one run (bench/hotpath.py)
 	$(PY) -m bench.hotpath

@@ -122,12 +122,14 @@ def render(result: dict[str, Any]) -> str:
                     ("steady, 2 procs", ("d2", "jobs_per_s_steady"), 0),
                     ("2nd proc gain (steady)", ("gain_steady",), 2, False),
                     ("worker CPU µs/job", ("d1", "worker_cpu_us_per_job"), 0),
+                    ("steady", ("d1", "worker_cpu_us_per_job_steady"), 0),
                     ("Redis CPU µs/job", ("d1", "redis_cpu_us_per_job"), 0),
                 ],
                 note="Timed from spawning the worker process(es) (Python start-up included) to the last "
                 "job's counter increment; *steady* is the rate over the last 80% of the jobs, when every "
                 "worker process is up and warm (two processes starting at once on 2 cores skew the "
-                "first); CPU per job is the 1-process run's, start-up included.",
+                "first); worker CPU per job is the 1-process run's, start-up included, and over the same last "
+                "80% (*steady*).",
             )
         )
     if "idle_latency" in s:

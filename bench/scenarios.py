@@ -86,6 +86,7 @@ def drain(
         workers = [Worker(system, server.url, plan.log_dir, tag=f"drain{procs}-{i}") for i in range(procs)]
         try:
             first, t20 = counter.wait_for(n // 5, timeout=max(120.0, n / 20), workers=workers)
+            cpu20, done20 = sum(w.cpu() for w in workers), counter.value()
             _, done = counter.wait_for(n, timeout=max(120.0, n / 20), workers=workers)
             cpu = sum(w.cpu() for w in workers)
             c = snapshot(r)
@@ -103,6 +104,8 @@ def drain(
         # the last 80%: every worker process is up and warm by then
         "jobs_per_s_steady": (n - n // 5) / max(done - t20, 1e-9),
         "worker_cpu_us_per_job": cpu / n * 1e6,
+        # the same span as the steady rate: the jobs done after the first 20%, without start-up
+        "worker_cpu_us_per_job_steady": (cpu - cpu20) / max(n - done20, 1) * 1e6,
         "redis_cpu_us_per_job": run.redis_cpu / n * 1e6,
         "commands_per_job": _per(run.commands, n),
         "round_trips_per_job": _per(run.reads, n),

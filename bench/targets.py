@@ -71,8 +71,8 @@ CHECKS: list[Check] = [
     ("idle pickup p50", lambda s: _sys(s, *SCALR_PICKUP, "p50_ms"), "<=", 1.0, "ms"),
     ("idle pickup p99", lambda s: _sys(s, *SCALR_PICKUP, "p99_ms"), "<=", 3.0, "ms"),
     (
-        "worker CPU per no-op job (1 process, from spawn)",
-        lambda s: _sys(s, "drain1", "scalr", "worker_cpu_us_per_job"),
+        "worker CPU per no-op job (1 process, steady)",
+        lambda s: _sys(s, "drain1", "scalr", "worker_cpu_us_per_job_steady"),
         "<=",
         100.0,
         "µs",

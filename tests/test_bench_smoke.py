@@ -42,6 +42,7 @@ def test_bench_tiny_run_writes_a_complete_result(tmp_path: Path) -> None:
         assert s["drain1"][system]["jobs_per_s"] > 0
         assert s["drain2"][system]["jobs_per_s"] > 0
         assert s["drain1"][system]["commands_per_job"] > 0
+        assert s["drain1"][system]["worker_cpu_us_per_job_steady"] > 0
         assert s["drain1"][system]["bytes_per_queued_job"] > 0
         idle = s["idle_latency"][system]
         assert idle["latency_lost"] == 0
@@ -65,6 +66,28 @@ def test_bench_tiny_run_writes_a_complete_result(tmp_path: Path) -> None:
         for level in levels.values():
             assert level["jobs"] > 0 and level["lost"] == 0
             assert 0 < level["p50_ms"] <= level["p99_ms"] <= level["p999_ms"] <= level["max_ms"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_bench_processes_drains_every_job_with_one_and_two_processes() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCALR_QUEUE_", "REDIS_URL"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.processes", "--jobs", "400", "--repeats", "1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]  # a drain that loses a job raises
+    rows = [line for line in proc.stdout.splitlines() if line.startswith(("| noop |", "| burn |"))]
+    assert len(rows) == 2
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert float(cells[1].replace(",", "")) > 0 and float(cells[2].replace(",", "")) > 0
+        assert cells[3].endswith("×") and cells[4].endswith("×")
 
 
 @pytest.mark.slow
