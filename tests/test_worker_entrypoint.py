@@ -116,6 +116,44 @@ async def test_burst_runs_queued_jobs_then_exits(
     assert await redis.zcard("arq:queue:default") == 0
 
 
+@pytest.mark.parametrize(("choice", "loop"), [("auto", "uvloop"), ("uvloop", "uvloop"), ("asyncio", "asyncio")])
+async def test_worker_runs_jobs_on_the_event_loop_the_setting_chooses(
+    redis: Redis, worker_module: Callable[..., Path], choice: str, loop: str
+) -> None:
+    for i in range(3):
+        await scalr_queue.enqueue("send_invoice_email", invoice_id=i)
+    env = {"SCALR_QUEUE_EVENT_LOOP": choice}
+    proc = spawn_worker("jobs_mod", worker_module(OK_MODULE), "--burst", env=env)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert f"from jobs_mod on {loop};" in out
+    assert sorted(await redis.lrange("ran", 0, -1)) == [f"{i}:1".encode() for i in range(3)]
+
+
+def test_uvloop_asked_for_but_missing_exits_2_with_one_line(worker_module: Callable[..., Path]) -> None:
+    cwd = worker_module(OK_MODULE)
+    (cwd / "uvloop.py").write_text("raise ImportError('no uvloop here')\n")  # shadows the installed one
+    env = {"SCALR_QUEUE_EVENT_LOOP": "uvloop", "REDIS_URL": "redis://127.0.0.1:1/0"}
+    proc = spawn_worker("jobs_mod", cwd, env=env)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 2, out
+    assert out.strip() == (
+        "python -m scalr_queue.worker: error: SCALR_QUEUE_EVENT_LOOP=uvloop but uvloop is not installed: "
+        "pip install uvloop, or set SCALR_QUEUE_EVENT_LOOP=auto (or asyncio)"
+    )
+
+
+async def test_auto_falls_back_to_asyncio_without_uvloop(redis: Redis, worker_module: Callable[..., Path]) -> None:
+    await scalr_queue.enqueue("send_invoice_email", invoice_id=7)
+    cwd = worker_module(OK_MODULE)
+    (cwd / "uvloop.py").write_text("raise ImportError('no uvloop here')\n")
+    proc = spawn_worker("jobs_mod", cwd, "--burst", env={"SCALR_QUEUE_EVENT_LOOP": "auto"})
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "from jobs_mod on asyncio;" in out
+    assert await redis.lrange("ran", 0, -1) == [b"7:1"]
+
+
 async def test_check_reports_a_live_worker_of_that_module_and_queue(
     redis: Redis, worker_module: Callable[..., Path]
 ) -> None:

@@ -106,6 +106,9 @@ def run(args: argparse.Namespace, prog: str = PROG) -> int:
                 "set SCALR_QUEUE_MEMORY_WORKER in the app instead, or point REDIS_URL at Redis (docs/in-process.md)"
             )
         configure_logging(settings)
+        from . import _event_loop
+
+        loop = _event_loop.loop_factory(settings.event_loop)  # uvloop asked for and missing: one line now
         if args.check:
             return asyncio.run(check_health(args.module, args.queue or settings.queue_name))
         from ._loader import load_worker_config
@@ -137,7 +140,7 @@ def run(args: argparse.Namespace, prog: str = PROG) -> int:
     from ..redis._connection import is_permission_error, unavailable
 
     try:
-        asyncio.run(main())
+        _event_loop.run(main(), loop)
     except KeyboardInterrupt:  # pragma: no cover - signal handlers normally catch this first
         return 130
     except ScalrQueueError as exc:  # found once running, e.g. a health port already taken

@@ -65,6 +65,7 @@ from . import _registry
 from ._cancel_watch import CancelWatcher, HeardCancels
 from ._claiming import Claiming
 from ._deadlines import Deadlines
+from ._event_loop import loop_name
 from ._execution import JobExecution, now_ms
 from ._finisher import Finisher
 from ._loader import WorkerConfig
@@ -285,11 +286,12 @@ class ScalrWorker(Claiming, JobExecution, Worker):
                 async with asyncio.timeout(self.op_timeout):
                     await log_redis_info(self.pool, logger.info)
             logger.info(
-                "worker %s serving queue %r (key %s) from %s; %s",
+                "worker %s serving queue %r (key %s) from %s on %s; %s",
                 self.worker_id,
                 self.queue,
                 self.queue_name,
                 self.config.module,
+                loop_name(),
                 self.settings.describe(),
             )
             self.ctx["redis"] = self.pool
