@@ -210,7 +210,17 @@ async def amain(argv: list[str]) -> dict[str, Any]:
 
 
 def main() -> None:
-    out = asyncio.run(amain(sys.argv[1:]))
+    # every system's producer runs on uvloop when its interpreter has it (each peer's venv gets it
+    # too), as a web app under uvicorn[standard] does: the load levels then measure the queue, not
+    # asyncio's own per-task overhead in the process that generates the load
+    try:
+        import uvloop
+    except ImportError:
+        factory = None
+    else:
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        out = runner.run(amain(sys.argv[1:]))
     sys.stdout.write(json.dumps(out) + "\n")
 
 

@@ -11,9 +11,10 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 declare -A PINS=(
     # SAQ imports typing_extensions without declaring it
-    [saq]="saq[redis,hiredis]==0.26.4 typing-extensions>=4.12"
-    [taskiq]="taskiq==0.13.0 taskiq-redis==1.2.4 hiredis>=3"
-    [pydocket]="pydocket==0.27.0 hiredis>=3"
+    # uvloop: bench.clients runs every system's producer on it, as the project's own .venv has it
+    [saq]="saq[redis,hiredis]==0.26.4 typing-extensions>=4.12 uvloop>=0.21"
+    [taskiq]="taskiq==0.13.0 taskiq-redis==1.2.4 hiredis>=3 uvloop>=0.21"
+    [pydocket]="pydocket==0.27.0 hiredis>=3 uvloop>=0.21"
 )
 peers=("$@")
 [[ ${#peers[@]} -gt 0 ]] || peers=(saq taskiq pydocket)
