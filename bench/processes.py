@@ -4,6 +4,7 @@ Usage::
 
     python -m bench.processes                     # 20,000 jobs per run, 3 repeats
     python -m bench.processes --jobs 40000 --repeats 5 --bodies noop
+    python -m bench.processes --env SCALR_QUEUE_EVENT_LOOP=asyncio   # a setting for the workers
 
 For each job body (``noop``: one INCR; ``burn``: ~0.5 ms of Python, then the INCR; both in
 ``bench.workers``) and each process count, a fresh ``redis-server`` gets N queued jobs, then
@@ -56,14 +57,14 @@ async def _fill(url: str, task: str, n: int) -> None:
         await client.close()
 
 
-def drain(task: str, procs: int, jobs: int) -> dict[str, float]:
+def drain(task: str, procs: int, jobs: int, extra_env: dict[str, str] | None = None) -> dict[str, float]:
     """One drain of ``jobs`` queued ``task`` jobs by ``--processes procs``: steady rate and CPU per job."""
     with RedisServer() as server:
         assert server.process is not None
         r = redis.Redis.from_url(server.url)
         asyncio.run(_fill(server.url, task, jobs))
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCALR_QUEUE_")}
-        env.update(REDIS_URL=server.url, PYTHONPATH=str(ROOT))
+        env.update(REDIS_URL=server.url, PYTHONPATH=str(ROOT), **(extra_env or {}))
         cmd = [sys.executable, "-m", "scalr_queue.worker", "bench.workers", "--concurrency", "10"]
         worker = subprocess.Popen(
             [*cmd, "--processes", str(procs)],
@@ -99,7 +100,7 @@ def drain(task: str, procs: int, jobs: int) -> dict[str, float]:
     }
 
 
-def run(bodies: list[str], jobs: int, repeats: int) -> list[dict[str, Any]]:
+def run(bodies: list[str], jobs: int, repeats: int, extra_env: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Per body: medians over the repeats of 1 and 2 processes, alternating which goes first."""
     cores = available_cores()
     rows = []
@@ -107,7 +108,7 @@ def run(bodies: list[str], jobs: int, repeats: int) -> list[dict[str, Any]]:
         runs: dict[int, list[dict[str, float]]] = {1: [], 2: []}
         for rep in range(repeats):
             for procs in (1, 2) if rep % 2 == 0 else (2, 1):
-                runs[procs].append(drain(body, procs, jobs))
+                runs[procs].append(drain(body, procs, jobs, extra_env))
         med = {p: {k: statistics.median(x[k] for x in runs[p]) for k in runs[p][0]} for p in runs}
         one, two = med[1], med[2]
         w, r = two["worker_cpu_us"] / 1e6, two["redis_cpu_us"] / 1e6
@@ -149,9 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--bodies", nargs="+", default=["noop", "burn"], choices=["noop", "burn"])
+    parser.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE", help="settings for the workers")
     args = parser.parse_args(argv)
+    extra_env = dict(item.split("=", 1) for item in args.env)
     t = time.monotonic()
-    rows = run(args.bodies, args.jobs, args.repeats)
+    rows = run(args.bodies, args.jobs, args.repeats, extra_env)
     print(table(rows, args.jobs, args.repeats))
     print(f"\n({time.monotonic() - t:.0f} s)", file=sys.stderr)
     return 0
