@@ -236,7 +236,7 @@ class Settings(BaseSettings):
     tls_check_hostname: bool = Field(False, description="also match the certificate's host name")
     event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
         "auto",
-        description="the worker's event loop: `auto` (uvloop when installed, as it is on Linux), `uvloop`, or "
+        description="the worker's event loop: `auto` (uvloop when installed, as it is except on Windows), `uvloop`, or "
         "`asyncio` (the standard library's, for a task library that needs it)",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(

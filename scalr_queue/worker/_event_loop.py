@@ -3,8 +3,8 @@
 uvloop runs the same asyncio code on libuv. A worker spends much of each job in the loop itself:
 polling sockets, waking tasks, writing small commands. Measured in ``bench.hotpath`` on this
 project's 2-core machine, uvloop cut the worker's CPU per no-op job by about a fifth, and Redis's
-by a tenth (its commands arrive in fuller batches). It is a dependency on Linux, where workers
-run. ``asyncio`` is there for a task library that only works on the standard loop.
+by a tenth (its commands arrive in fuller batches). It is a dependency wherever it builds (not
+on Windows). ``asyncio`` is there for a task library that only works on the standard loop.
 """
 
 from __future__ import annotations
