@@ -32,9 +32,8 @@ from .control._cancel import CancelOutcome
 from .control._failed import FailedJob, FailedJobs, PurgeAllReport, RetryAllReport
 from .control._holds import Released
 from .observe._producer_metrics import metrics_registry
-from .producer._client import (
-    QueueClient,
-    QueueStats,
+from .producer._client import QueueClient, QueueStats
+from .producer._default import (
     cancel,
     close,
     enqueue,

@@ -81,7 +81,7 @@ async def drain(queue: str | None = None, *, within: float = 10.0) -> None:
     A worker must serve the queue (:func:`run_in_process`, or ``SCALR_QUEUE_MEMORY_WORKER``);
     raises TimeoutError naming what is left after ``within`` seconds. Held jobs are not waited for.
     """
-    from .producer._client import get_client
+    from .producer._default import get_client
     from .worker._inprocess import drain_queue
 
     client = get_client()

@@ -13,7 +13,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from .._settings import QUEUE_NAME_RE
-from ..producer._client import QueueClient, get_client
+from ..producer._client import QueueClient
+from ..producer._default import get_client
 from ._access import CSRF_COOKIE, CSRF_FIELD, csrf_token
 from ._render import environment
 from ._settings import DashboardSettings

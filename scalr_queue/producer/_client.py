@@ -1,41 +1,37 @@
-"""The producer side: ``enqueue`` and friends, over one lazily created client per process.
+"""The producer's client: ``QueueClient``, whose enqueue is one script call per job.
 
-``QueueClient`` puts three parts together: the Redis client for the running loop
-(``_pool``), the enqueue options (``_options``) and the checks of task names and arguments
-(``_catalog``). What the client adds is the enqueue itself: one script call that writes the
-job, queues it and wakes a worker.
+``QueueClient`` puts its parts together: the Redis client for the running loop (``_pool``), the
+enqueue options (``_options``), the checks of task names and arguments (``_catalog``) and the
+queue controls (``_queue_control``: pause, hold). What it adds is the enqueue itself, one script
+call that writes the job, queues it and wakes a worker, and the reads over a queue. The
+process's default client and ``scalr_queue.enqueue`` and friends are in ``_default``.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast, overload
 
-from .._codec import dumps, encode_kwargs, job_payload
+from .._codec import encode_kwargs, job_payload
 from .._errors import ConfigurationError, JobOptionsError, PayloadError, QueueUnavailableError
-from .._settings import QUEUE_NAME_HELP, QUEUE_NAME_RE, Settings, get_settings
+from .._settings import Settings
 from .._shards import shard_for
 from .._tasks import P, R, TaskFn, TaskSpec
-from ..control._holds import Released, check_task, hold_field, hold_rule, parse_where
 from ..observe._producer_metrics import producer_metrics
 from ..observe._tracing import configured_tracing
 from ..redis import _scripts
-from ..redis._connection import REDIS_ERRORS, ScalrRedis, aw, eval_script, unavailable
+from ..redis._connection import REDIS_ERRORS, ScalrRedis, unavailable
 from ..redis._keys import (
     failed_jobs_key,
     failed_key,
-    held_key,
-    holds_key,
     in_progress_key,
     job_key,
     leases_key,
     next_key,
     parked_ids_key,
     parked_key,
-    paused_key,
     queue_key,
     result_key,
     retry_key,
@@ -48,6 +44,7 @@ from ._cluster_sender import ClusterScriptSender
 from ._job import Job
 from ._options import DEFAULT, JobOptions, Placement
 from ._pool import LoopPool
+from ._queue_control import QueueControl
 from ._sender import ScriptSender
 
 if TYPE_CHECKING:
@@ -96,7 +93,7 @@ def _pop_options(kwargs: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-class QueueClient:
+class QueueClient(QueueControl):
     """Enqueue jobs and look them up. One per process is plenty (see :func:`get_client`).
 
     ``tasks`` is for a worker: the tasks it has loaded, used for strict checks instead of
@@ -434,181 +431,3 @@ class QueueClient:
         """One queue's counts: the read model's overview of that queue (one round trip)."""
         q = (await self.list_queues([queue or self.settings.queue_name]))[0]
         return QueueStats(q.queue, q.ready, q.scheduled, q.running, q.failed, q.workers, q.paused, q.held, q.parked)
-
-    # -- pause ----------------------------------------------------------------------------
-
-    async def pause(self, queue: str | None = None) -> bool:
-        """Stop every worker of ``queue`` from claiming; running jobs finish, enqueues still land.
-
-        The pause is a key in Redis with no expiry: it holds across worker and Redis restarts
-        (with persistence) until :meth:`resume`. Returns False if the queue was paused already.
-        """
-        return await self._pause_script(_scripts.PAUSE, queue, "pause")
-
-    async def resume(self, queue: str | None = None) -> bool:
-        """Let workers claim from ``queue`` again, waking an idle one at once. False if it was not paused."""
-        return await self._pause_script(_scripts.RESUME, queue, "resume")
-
-    async def is_paused(self, queue: str | None = None) -> bool:
-        redis = await self.redis()
-        return bool(await self.run(redis.exists(paused_key(queue or self.settings.queue_name)), "read the pause"))
-
-    async def _pause_script(self, script: str, queue: str | None, doing: str) -> bool:
-        queue = self._control_queue(queue)
-        redis = await self.redis()
-        if script is _scripts.PAUSE:
-            keys: list[str] = [paused_key(queue)]
-            args: list[str | int] = [dumps({"paused_ms": int(time.time() * 1000)}).decode()]
-        else:
-            keys, args = [paused_key(queue), wake_key(queue)], []
-        return bool(await self.run(eval_script(redis, script, keys, args), f"{doing} queue {queue!r}"))
-
-    def _control_queue(self, queue: str | None) -> str:
-        queue = queue or self.settings.queue_name
-        if not QUEUE_NAME_RE.match(queue):
-            raise ConfigurationError(f"queue name {queue!r} is not valid: expected {QUEUE_NAME_HELP}")
-        return queue
-
-    # -- hold -----------------------------------------------------------------------------
-
-    async def hold(self, task: str, where: str | None = None, queue: str | None = None) -> bool:
-        """Keep ``task``'s jobs (those matching ``where``, e.g. ``"customer_id == 42"``) from running.
-
-        Workers move a matching job aside when they would claim it: it stays in Redis, burns no
-        try, counts as ``held`` in :meth:`queue_stats` and runs after :meth:`release`. The hold has
-        no expiry (it outlives worker and Redis restarts). Returns False if it existed already.
-        Raises ConfigurationError for a bad ``where`` before touching Redis.
-        """
-        check_task(task)
-        clause = parse_where(where) if where is not None else None
-        queue = self._control_queue(queue)
-        redis = await self.redis()
-        args = [hold_field(task, clause), hold_rule(task, clause)]
-        return bool(await self.run(eval_script(redis, _scripts.HOLD, [holds_key(queue)], args), f"hold {task!r}"))
-
-    async def release(
-        self, task: str, where: str | None = None, queue: str | None = None, *, drop: bool = False
-    ) -> Released:
-        """Remove the hold on ``task`` (only the one with this ``where``, else every hold on it).
-
-        Held jobs no remaining hold matches go back to the queue at their due time (now, if it
-        has passed) and an idle worker wakes at once; with ``drop=True`` they are deleted
-        instead and their ids returned. ``holds_removed == 0`` means there was no such hold.
-        """
-        check_task(task)
-        field = hold_field(task, parse_where(where)) if where is not None else ""
-        queue = self._control_queue(queue)
-        redis = await self.redis()
-        keys = [holds_key(queue), held_key(queue), queue_key(queue), wake_key(queue)]
-        args = [int(time.time() * 1000), int(drop), task, field]
-        removed, released, dropped, still = await self.run(
-            eval_script(redis, _scripts.RELEASE, keys, args), f"release {task!r}"
-        )
-        return Released(int(removed), int(released), [d.decode() for d in dropped], int(still))
-
-    async def holds(self, queue: str | None = None) -> list[str]:
-        """The queue's holds, by name (``task`` or ``task where keyword op value``), sorted."""
-        redis = await self.redis()
-        fields = await self.run(aw(redis.hkeys(holds_key(self._control_queue(queue)))), "read the holds")
-        return sorted(f.decode() for f in fields)
-
-
-_default: QueueClient | None = None
-
-
-def get_client() -> QueueClient:
-    """The process's client, created on first use from the environment's settings."""
-    global _default
-    if _default is None:
-        _default = QueueClient()
-    return _default
-
-
-@overload
-async def enqueue(task: TaskSpec[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Job[R]: ...
-
-
-@overload
-async def enqueue(task: TaskFn[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Job[R]: ...
-
-
-@overload
-async def enqueue(task: str, /, **kwargs: Any) -> Job[Any]: ...
-
-
-async def enqueue(task: Any, /, *args: Any, **kwargs: Any) -> Job[Any]:
-    """Enqueue a job on the process's client; see :meth:`QueueClient.enqueue`.
-
-    Given the task function (or its ``task(...)`` spec), type checkers check the arguments
-    against its signature and the handle is a ``Job[R]`` whose ``result()`` is the task's
-    return type. By name, arguments are checked at run time only, and options are keywords
-    (``_job_id=...``); with a function, options go in :class:`JobOptions`.
-
-    Example::
-
-        job = await enqueue(send_invoice_email, invoice_id=42)     # Job[None], checked
-        job = await enqueue("send_invoice_email", invoice_id=42)   # Job[Any]
-        job = await JobOptions(job_id="invoice-42").enqueue(send_invoice_email, invoice_id=42)
-    """
-    if args and isinstance(task, str):
-        raise TypeError("enqueue() by task name takes the task's arguments as keywords only")
-    return await get_client().enqueue_call(task, args, kwargs)
-
-
-async def enqueue_many(calls: Iterable[tuple[Any, Mapping[str, Any]]]) -> list[Job[Any]]:
-    """Enqueue ``(task, kwargs)`` pairs in one round trip; see :meth:`QueueClient.enqueue_many`."""
-    return await get_client().enqueue_many(calls)
-
-
-async def pause(queue: str | None = None) -> bool:
-    """Pause a queue on the process's client; see :meth:`QueueClient.pause`."""
-    return await get_client().pause(queue)
-
-
-async def resume(queue: str | None = None) -> bool:
-    """Resume a paused queue on the process's client; see :meth:`QueueClient.resume`."""
-    return await get_client().resume(queue)
-
-
-async def hold(task: str, where: str | None = None, queue: str | None = None) -> bool:
-    """Hold a task's jobs on the process's client; see :meth:`QueueClient.hold`."""
-    return await get_client().hold(task, where, queue)
-
-
-async def release(task: str, where: str | None = None, queue: str | None = None, *, drop: bool = False) -> Released:
-    """Release a hold on the process's client; see :meth:`QueueClient.release`."""
-    return await get_client().release(task, where, queue, drop=drop)
-
-
-def get_job(job_id: str, queue: str | None = None) -> Job[Any]:
-    """A handle on an existing job (no Redis call until you ask it something)."""
-    return get_client().job(job_id, queue)
-
-
-async def cancel(job_id: str, queue: str | None = None, *, reason: str | None = None) -> CancelOutcome:
-    """Cancel a job by id on the process's client; see :meth:`Job.cancel`.
-
-    Example::
-
-        outcome = await scalr_queue.cancel(job_id, reason="duplicate order")
-    """
-    return await get_client().cancel(job_id, queue, reason=reason)
-
-
-async def queue_stats(queue: str | None = None) -> QueueStats:
-    return await get_client().queue_stats(queue)
-
-
-async def close() -> None:
-    """Close the process's pool and forget cached settings (call from your app's shutdown).
-
-    With ``REDIS_URL=memory://``, also stops the in-process worker started for ``SCALR_QUEUE_MEMORY_WORKER``.
-    """
-    global _default
-    client, _default = _default, None
-    get_settings.cache_clear()
-    inprocess = sys.modules.get("scalr_queue.worker._inprocess")  # memory://'s worker, only if one was started
-    if inprocess is not None:
-        await inprocess.stop_autostarted()
-    if client is not None:
-        await client.close()

@@ -243,7 +243,7 @@ class JobOptions:
 
     async def enqueue(self, task: Any, /, *args: Any, **kwargs: Any) -> Job[Any]:
         """Enqueue ``task`` with these options on the process's client (see :func:`scalr_queue.enqueue`)."""
-        from ._client import get_client
+        from ._default import get_client
 
         return await get_client().enqueue_with(self, task, *args, **kwargs)
 
