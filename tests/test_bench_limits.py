@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support import run_bench
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -16,16 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_limits_bench_compares_with_main_and_plain_jobs_cost_no_extra_command() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCALR_QUEUE_", "REDIS_URL"))}
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.limits", "--jobs", "300", "--rounds", "1", "--flood", "300"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
+    proc = run_bench("limits", "--jobs", "300", "--rounds", "1", "--flood", "300", timeout=110)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {
         m.group(1): m.group(2)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bench.sender import ROWS, VARIANTS
+from tests.support import run_bench
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,16 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.timeout(60)
 def test_sender_bench_tiny_run_reports_every_variant_and_row(tmp_path: Path) -> None:
     out = tmp_path / "sender.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCALR_QUEUE_", "REDIS_URL"))}
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.sender", "--tiny", "--out", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=50,
-        check=False,
-    )
+    proc = run_bench("sender", "--tiny", "--out", str(out), timeout=50)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     table = [line for line in proc.stdout.splitlines() if line.startswith("| ")]

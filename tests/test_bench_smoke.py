@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support import run_bench
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,16 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.timeout(90)
 def test_bench_tiny_run_writes_a_complete_result(tmp_path: Path) -> None:
     out = tmp_path / "result.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCALR_QUEUE_", "REDIS_URL"))}
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--tiny", "--systems", "arq-0.01", "scalr", "--out", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    proc = run_bench("run", "--tiny", "--systems", "arq-0.01", "scalr", "--out", str(out), timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| scalr_queue |" in proc.stdout  # the markdown tables went to stdout
     assert "### Targets (scalr_queue, this run" in proc.stdout
@@ -71,16 +63,7 @@ def test_bench_tiny_run_writes_a_complete_result(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_bench_processes_drains_every_job_with_one_and_two_processes() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCALR_QUEUE_", "REDIS_URL"))}
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.processes", "--jobs", "400", "--repeats", "1"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
+    proc = run_bench("processes", "--jobs", "400", "--repeats", "1", timeout=110)
     assert proc.returncode == 0, proc.stderr[-3000:]  # a drain that loses a job raises
     rows = [line for line in proc.stdout.splitlines() if line.startswith(("| noop |", "| burn |"))]
     assert len(rows) == 2
