@@ -89,8 +89,12 @@ def drain(task: str, procs: int, jobs: int, extra_env: dict[str, str] | None = N
             if (finished := counter.value()) != jobs:
                 raise RuntimeError(f"{finished} jobs done, {jobs} queued")
         finally:
-            worker.send_signal(signal.SIGTERM)
-            worker.wait(60)
+            worker.send_signal(signal.SIGTERM)  # the supervisor drains its children and exits
+            try:
+                worker.wait(60)
+            except subprocess.TimeoutExpired:
+                worker.kill()  # its children get SIGTERM from the kernel when it dies
+                worker.wait(10)
             r.close()
     steady = jobs - k20
     return {
