@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scalr_queue import ConfigurationError
+from scalr_queue import ConfigurationError, Settings
 from scalr_queue._settings import load_settings, mask_url
 from tests.support import spawn_worker
 
@@ -89,3 +89,10 @@ def test_worker_exits_2_with_one_line_on_a_bad_setting(worker_module: Callable[.
     assert out.strip().splitlines() == [
         "python -m scalr_queue.worker: error: invalid setting SCALR_QUEUE_CONCURRENCY='ten': expected a whole number"
     ]
+
+
+def test_settings_take_the_field_name_as_well_as_the_variable_name() -> None:
+    # on the oldest allowed pydantic-settings the field name used to be dropped silently
+    assert Settings(redis_url="redis://h:1/0").redis_url == "redis://h:1/0"
+    assert Settings(REDIS_URL="redis://g:2/0").redis_url == "redis://g:2/0"
+    assert Settings(queue_name="mail").queue_name == "mail"
