@@ -34,7 +34,8 @@ def test_bench_tiny_run_writes_a_complete_result(tmp_path: Path) -> None:
         assert s["drain1"][system]["jobs_per_s"] > 0
         assert s["drain2"][system]["jobs_per_s"] > 0
         assert s["drain1"][system]["commands_per_job"] > 0
-        assert s["drain1"][system]["worker_cpu_us_per_job_steady"] > 0
+        # the last 80% of a tiny drain can take less than one 10 ms CPU tick: present, not necessarily > 0
+        assert s["drain1"][system]["worker_cpu_us_per_job_steady"] >= 0
         assert s["drain1"][system]["bytes_per_queued_job"] > 0
         idle = s["idle_latency"][system]
         assert idle["latency_lost"] == 0
