@@ -47,10 +47,9 @@ BATCH = 500
 
 
 async def _fill(url: str, task: str, n: int) -> None:
-    from scalr_queue import QueueClient
-    from scalr_queue._settings import load_settings
+    from scalr_queue import QueueClient, Settings
 
-    client = QueueClient(load_settings(REDIS_URL=url))  # the alias: every pydantic-settings version takes it
+    client = QueueClient(Settings(redis_url=url))
     try:
         for start in range(0, n, BATCH):
             await client.enqueue_many([(task, {}) for _ in range(min(BATCH, n - start))])
