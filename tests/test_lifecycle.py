@@ -248,6 +248,69 @@ async def test_an_idle_worker_claims_a_woken_job_on_the_connection_the_wake_arri
     assert after and after[0].startswith("BRPOP"), "on the connection that blocks in BRPOP: one trip, not two"
 
 
+async def nap(ctx: dict[str, Any], secs: float) -> None:
+    await ctx["redis"].rpush("napped", time.time())
+    await asyncio.sleep(secs)
+
+
+async def test_a_worker_whose_slots_free_up_with_nothing_queued_waits_for_a_wake_not_a_claim(
+    redis: Redis, redis_url: str, set_env: Callable[..., None]
+) -> None:
+    """Its last claim filled every slot and saw nothing else due, so a freed slot blocks in BRPOP with
+    the claim behind it: every CLAIM Redis runs is one an enqueue's wake set off, none comes back empty."""
+    set_env(SCALR_QUEUE_POLL_INTERVAL="30s")
+    claim_sha = _scripts.sha(_scripts.CLAIM)
+    seen: list[str] = []  # command heads, in the order Redis ran them
+    watcher_client: Redis = Redis.from_url(redis_url)
+
+    async def watch() -> None:
+        async with watcher_client.monitor() as monitor:
+            async for cmd in monitor.listen():
+                seen.append(cmd["command"][:60])
+                if cmd["command"] == "ECHO watch-over":
+                    return
+
+    async with running_worker([nap, stamp], concurrency=2):
+        await asyncio.sleep(0.3)  # idle: the pipelined BRPOP is waiting
+        watcher = asyncio.ensure_future(watch())
+        await asyncio.sleep(0.2)
+        naps = []
+        for _ in range(2):  # the second fills the last slot
+            naps.append(await scalr_queue.enqueue("nap", secs=0.3))
+            await asyncio.sleep(0.1)
+        for job in naps:
+            await job.result(timeout=3)
+        await asyncio.sleep(0.3)  # both slots free again; nothing was queued meanwhile
+        sent = time.monotonic()
+        job = await scalr_queue.enqueue("stamp")
+        await job.result(timeout=3)
+        took = time.monotonic() - sent
+        await redis.echo("watch-over")
+        await asyncio.wait_for(watcher, 10)
+    await watcher_client.aclose()
+    claims = [i for i, command in enumerate(seen) if command.startswith(f"EVALSHA {claim_sha}")]
+    assert len(claims) == 3, [seen[i - 1 : i + 1] for i in claims]
+    assert all(seen[i - 1].startswith("LPUSH scalr:wake:") for i in claims), [seen[i - 1] for i in claims]
+    assert took < 1.0, "the job enqueued after the slots freed started at its wake, not at the 30 s poll"
+
+
+async def test_a_deferred_job_behind_a_claim_that_filled_every_slot_still_starts_when_due(
+    redis: Redis, set_env: Callable[..., None]
+) -> None:
+    """The full claim that took the running job reported when the deferred one is due, so the worker
+    wakes for it then, not at the next safety poll."""
+    set_env(SCALR_QUEUE_POLL_INTERVAL="30s")
+    async with running_worker([nap, stamp], concurrency=1):
+        await asyncio.sleep(0.3)
+        sent = time.time()
+        later = await scalr_queue.enqueue("stamp", _defer_by=0.6)
+        await asyncio.sleep(0.1)
+        await scalr_queue.enqueue("nap", secs=0.2)  # takes the only slot, and ends before the stamp is due
+        await later.result(timeout=5)
+    delay = float((await redis.lrange("picked", -1, -1))[0]) - sent
+    assert 0.59 <= delay < 1.0, f"the deferred job started {delay:.2f}s after it was sent, due at 0.6s"
+
+
 async def test_an_idle_worker_whose_pipelined_claim_meets_a_flushed_script_cache_still_starts_the_job(
     redis: Redis, set_env: Callable[..., None]
 ) -> None:

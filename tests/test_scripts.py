@@ -139,10 +139,13 @@ async def test_claim_of_a_full_batch_from_the_queue_says_more_and_wakes_once(red
     assert await redis.llen(WAKE) == 1, "the wake list stays bounded to one item"
 
 
-async def test_claim_of_exactly_the_ready_jobs_says_no_more(redis: Redis) -> None:
+async def test_claim_of_exactly_the_ready_jobs_says_no_more_and_when_work_is_next_due(redis: Redis) -> None:
+    """A full claim that saw nothing else due still reports the next due time (here a deferred job),
+    so the worker can wait for it without claiming again when a slot frees."""
     await queued(redis, "only")
+    await queued(redis, "deferred", score=NOW + 500)
     ids, _, _, nxt, more = await claim(redis, count=1)
-    assert (ids, nxt, more) == (["only"], None, 0)
+    assert (ids, float(nxt), more) == (["only"], NOW + 500, 0)
     assert await redis.llen(WAKE) == 0
 
 

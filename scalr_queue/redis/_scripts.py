@@ -84,7 +84,9 @@ return 1
 # which a stopping worker pushes twice to end its own BRPOP: present, it is deleted and nothing claimed.
 # Returns {ids, payloads, tries, next_due|nil, more(0|1), dues[, paused]}: dues[i] is the score ids[i]
 # had, the time it was due (enqueued, deferred to, retry backoff end, or a dead worker's lease end) in
-# its priority band; next_due is a time. Due jobs are taken highest priority first (``PRIORITY_BANDS``).
+# its priority band; next_due is a time, given when the claim came back short or saw nothing more due
+# (more 0: a worker whose slots it filled can then wait for a wake or that time, not claim again).
+# Due jobs are taken highest priority first (``PRIORITY_BANDS``).
 # A paused queue hands out nothing and says so (running jobs finish; enqueues still land). A due id
 # whose lease is held and that has a replacement waiting (NEXT) stays queued and is looked at again
 # after recheck_ms; once claimed with its payload gone (its predecessor finished), the replacement
@@ -152,7 +154,7 @@ for e = 1, #expired, 2 do
   end
 end
 -- 2. due jobs from the queue; one more than needed tells whether to wake another worker
-if #claimed < count then
+if #claimed < count or more == 0 then
   local want = count - #claimed + 1
   if lim_rules then want = want + tonumber(ARGV[9]) end  -- limits: room to look past jobs over their limit
   local ids
@@ -251,7 +253,7 @@ if #claimed > 0 then
 end
 if more == 1 and redis.call('LLEN', KEYS[2]) == 0 then redis.call('LPUSH', KEYS[2], '1') end
 local nxt = false
-if #claimed < count then
+if #claimed < count or more == 0 then
   nxt = next_due(KEYS[1])
   local l = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
   if l[2] and (not nxt or tonumber(l[2]) < tonumber(nxt)) then nxt = l[2] end

@@ -93,6 +93,11 @@ class Claiming:
         assert self._blocking is not None
         backoff = 0.2
         woken: tuple[Claimed, int] | None = None  # the claim pipelined behind the last wait, and its count
+        # the last claim saw nothing more due: until a wake says otherwise, only next_score can bring work,
+        # so a freed slot waits for a wake (its claim pipelined behind) instead of claiming straight away
+        settled = False
+        next_score: float | None = None
+        waits_for_wakes = self._pipelined and not self.burst
         while not self._stop.is_set():
             free = self.max_jobs - len(self.tasks)
             if woken is not None:
@@ -100,6 +105,8 @@ class Claiming:
             elif free <= 0:
                 await self._wait_for_slot()
                 continue
+            elif settled and waits_for_wakes:
+                claimed, asked, more = 0, free, False
             else:
                 asked = min(free, CLAIM_MAX)
                 try:
@@ -111,7 +118,8 @@ class Claiming:
                     await self._sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
-            if claimed >= asked or more:
+            settled = not more and waits_for_wakes and claimed > 0
+            if more or (claimed >= asked and not waits_for_wakes):
                 continue
             if self.burst and not self.tasks and next_score is None:
                 return
@@ -130,6 +138,8 @@ class Claiming:
                 asked = min(free, CLAIM_MAX)
                 got = await self._wait_and_claim(timeout, asked)
                 woken = (got, asked) if got is not None else None
+            elif free <= 0 and settled:
+                await self._wait_for_slot()
             else:
                 await self._wait_for_work(wait_s=timeout)
 
