@@ -16,6 +16,7 @@ from typing import Any
 import redis
 
 from bench._stats import proc_rss_bytes, proc_tree_cpu_seconds
+from bench.clients import OUT_ENV
 from bench.workers import DONE_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -236,12 +237,13 @@ def source_hash(code_root: Path) -> str:
 def client(system: System, url: str, *args: Any, timeout: float = 600) -> dict[str, Any]:
     """Run one bench.clients operation in a subprocess and return its JSON answer."""
     cmd = [system.python, "-m", "bench.clients", system.producer, url, *map(str, args)]
-    out = subprocess.run(
-        cmd, cwd=system.code_root, env=system.env(url), capture_output=True, timeout=timeout, check=False
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[2:5])} failed ({out.returncode}): {out.stderr.decode()[-2000:]}")
-    return json.loads(out.stdout.decode().strip().splitlines()[-1])
+    with tempfile.TemporaryDirectory(prefix="bench-client-") as tmp:
+        answer = Path(tmp) / "answer.json"
+        env = {**system.env(url), OUT_ENV: str(answer)}
+        out = subprocess.run(cmd, cwd=system.code_root, env=env, capture_output=True, timeout=timeout, check=False)
+        if out.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd[2:5])} failed ({out.returncode}): {out.stderr.decode()[-2000:]}")
+        return json.loads(answer.read_text())
 
 
 # Builds a backlog of copies of one real payload: ids "b%031d" (32 chars, like a uuid4 hex),
