@@ -1,6 +1,6 @@
 """Producer side of the benchmark, run as a subprocess so each system starts from a clean process.
 
-One JSON object is printed on stdout. Operations::
+One JSON object is written to the file named by $BENCH_CLIENT_OUT (the driver sets it), else to stdout. Operations::
 
     python -m bench.clients SYSTEM URL enqueue-seq N          # N sequential awaited enqueues
     python -m bench.clients SYSTEM URL enqueue-batch N B      # N jobs in batches of B
