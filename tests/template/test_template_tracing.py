@@ -97,8 +97,14 @@ async def test_the_request_its_enqueue_and_every_try_of_the_job_share_one_trace(
         assert attempt["attributes"]["scalr_queue.outcome"] == outcome
 
     # the worker's JSON log lines written during each try carry that try's trace and span ids
-    logged = [json.loads(line) for line in worker.log().splitlines() if line.startswith("{")]
-    (retrying,) = [r for r in logged if "↻" in r["msg"] and job_id in r["msg"]]  # try 1, the worker's line
-    (sending,) = [r for r in logged if r["msg"].startswith("sending invoice 42")]  # try 2, the task's line
+    def logged() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in worker.log().splitlines() if line.startswith("{")]
+
+    def sending_lines() -> list[dict[str, Any]]:
+        return [r for r in logged() if r["msg"].startswith("sending invoice 42")]
+
+    # an info line is written at the end of its event-loop step, which may be after the span is exported
+    (sending,) = wait_until(sending_lines, 10, "the task's log line of try 2")
+    (retrying,) = [r for r in logged() if "↻" in r["msg"] and job_id in r["msg"]]  # try 1, the worker's line
     assert (retrying["trace_id"], retrying["span_id"]) == (first["trace_id"], first["span_id"])
     assert (sending["trace_id"], sending["span_id"]) == (second["trace_id"], second["span_id"])
