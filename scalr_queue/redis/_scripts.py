@@ -154,7 +154,7 @@ for e = 1, #expired, 2 do
   end
 end
 -- 2. due jobs from the queue; one more than needed tells whether to wake another worker
-if #claimed < count or more == 0 then
+if #claimed < count then
   local want = count - #claimed + 1
   if lim_rules then want = want + tonumber(ARGV[9]) end  -- limits: room to look past jobs over their limit
   local ids
