@@ -4,7 +4,8 @@
   renews while it runs;
 * wait: an idle worker blocks in BRPOP on the queue's wake list with its next CLAIM sent in the
   same pipeline, so Redis runs the claim the moment an enqueue's wake lands (on a cluster or
-  ``memory://``: BRPOP, then CLAIM); a slow safety poll stays as a net;
+  ``memory://``: BRPOP, then CLAIM); a slow safety poll stays as a net. A busy worker whose last
+  claim saw nothing more due waits the same way when a slot frees, rather than claiming at once;
 * start: a task per claimed job, whose end frees its slot.
 
 The state it reads belongs to :class:`scalr_queue.worker._worker.ScalrWorker`.
