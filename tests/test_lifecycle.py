@@ -311,13 +311,18 @@ async def test_a_deferred_job_behind_a_claim_that_filled_every_slot_still_starts
     assert 0.59 <= delay < 1.0, f"the deferred job started {delay:.2f}s after it was sent, due at 0.6s"
 
 
+@pytest.mark.parametrize("jobs_before", [0, 1], ids=["fresh", "after-a-job"])
 async def test_an_idle_worker_whose_pipelined_claim_meets_a_flushed_script_cache_still_starts_the_job(
-    redis: Redis, set_env: Callable[..., None]
+    redis: Redis, set_env: Callable[..., None], jobs_before: int
 ) -> None:
-    """Redis lost its scripts (a restart, SCRIPT FLUSH) under a waiting worker: the claim behind the
-    BRPOP fails with NOSCRIPT, and the usual claim right after loads the script and takes the job."""
+    """Redis lost its scripts (a restart, SCRIPT FLUSH, a failover to a replica) under a waiting
+    worker: the claim behind the BRPOP fails with NOSCRIPT after the BRPOP took the wake, and the
+    usual claim right after loads the script and takes the job. Also when the worker's last claim
+    had taken a job and seen nothing more due (it would otherwise wait for another wake)."""
     set_env(SCALR_QUEUE_POLL_INTERVAL="30s")
     async with running_worker([stamp]):
+        for _ in range(jobs_before):
+            await (await scalr_queue.enqueue("stamp")).result(timeout=3)
         await asyncio.sleep(0.3)  # idle: the claim is queued behind the BRPOP
         await redis.script_flush()
         sent = time.monotonic()

@@ -139,9 +139,13 @@ class Claiming:
                 asked = min(free, CLAIM_MAX)
                 got = await self._wait_and_claim(timeout, asked)
                 woken = (got, asked) if got is not None else None
+                # the claim behind the wait says what is due now; without its reply (an error, NOSCRIPT
+                # on a new master, no answer in time) a wake may have been spent: claim the usual way
+                settled = False
             elif free <= 0 and settled:
                 await self._wait_for_slot()
             else:
+                settled = False
                 await self._wait_for_work(wait_s=timeout)
 
     async def _wait_for_slot(self) -> None:
