@@ -149,6 +149,25 @@ async def test_claim_of_exactly_the_ready_jobs_says_no_more_and_when_work_is_nex
     assert await redis.llen(WAKE) == 0
 
 
+async def test_claim_that_empties_the_queue_drops_a_wake_left_behind(redis: Redis) -> None:
+    """The wake an enqueue pushed is stale once a claim took its job: left, it would send the next
+    waiting worker a claim that comes back empty."""
+    await queued(redis, "only")
+    await redis.lpush(WAKE, "1")
+    ids, *_ = await claim(redis, count=5)
+    assert ids == ["only"]
+    assert await redis.llen(WAKE) == 0
+
+
+async def test_claim_keeps_the_wake_while_a_deferred_job_is_queued(redis: Redis) -> None:
+    await queued(redis, "now")
+    await queued(redis, "later", score=NOW + 500)
+    await redis.lpush(WAKE, "1")
+    ids, *_ = await claim(redis, count=5)
+    assert ids == ["now"]
+    assert await redis.llen(WAKE) == 1, "a worker that takes it learns when the deferred job is due"
+
+
 async def test_claim_returns_a_missing_payload_as_none(redis: Redis) -> None:
     await redis.zadd(QUEUE, {"ghost": NOW - 1})
     ids, payloads, tries, _, _ = await claim(redis)

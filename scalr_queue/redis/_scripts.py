@@ -86,6 +86,7 @@ return 1
 # had, the time it was due (enqueued, deferred to, retry backoff end, or a dead worker's lease end) in
 # its priority band; next_due is a time, given when the claim came back short or saw nothing more due
 # (more 0: a worker whose slots it filled can then wait for a wake or that time, not claim again).
+# A claim that leaves the queue empty deletes a wake still in the list: nothing is left to wake for.
 # Due jobs are taken highest priority first (``PRIORITY_BANDS``).
 # A paused queue hands out nothing and says so (running jobs finish; enqueues still land). A due id
 # whose lease is held and that has a replacement waiting (NEXT) stays queued and is looked at again
@@ -255,6 +256,9 @@ if more == 1 and redis.call('LLEN', KEYS[2]) == 0 then redis.call('LPUSH', KEYS[
 local nxt = false
 if #claimed < count or more == 0 then
   nxt = next_due(KEYS[1])
+  -- an empty queue: a wake still in the list is stale (its jobs are taken) and would only send some
+  -- worker a claim that comes back empty; every later enqueue, retry or release pushes a new one
+  if not nxt and more == 0 then redis.call('DEL', KEYS[2]) end
   local l = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
   if l[2] and (not nxt or tonumber(l[2]) < tonumber(nxt)) then nxt = l[2] end
 end
