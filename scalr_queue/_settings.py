@@ -147,8 +147,8 @@ def _check_memory_url(url: str) -> str:
 class Settings(BaseSettings):
     """Every setting, with its default. Build it with :func:`get_settings` (cached per process)."""
 
-    # populate_by_name: Settings(redis_url=...) as well as Settings(REDIS_URL=...); before pydantic-settings
-    # 2.4 or so the field name was dropped without a word (extra="ignore") and the default URL used
+    # populate_by_name: Settings(redis_url=...) as well as Settings(REDIS_URL=...); without it, pydantic-settings
+    # 2.2 (the lowest allowed) drops the field name without a word (extra="ignore") and uses the default URL
     model_config = SettingsConfigDict(
         env_prefix="SCALR_QUEUE_", extra="ignore", frozen=True, validate_default=True, populate_by_name=True
     )

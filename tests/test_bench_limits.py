@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from tests.support import run_bench
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow

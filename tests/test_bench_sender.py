@@ -10,8 +10,6 @@ import pytest
 from bench.sender import ROWS, VARIANTS
 from tests.support import run_bench
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 @pytest.mark.slow
 @pytest.mark.timeout(60)

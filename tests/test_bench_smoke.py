@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.support import run_bench
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
@@ -94,14 +90,7 @@ def test_bench_plots_draws_the_charts_of_a_result(tmp_path: Path) -> None:
     }
     src = tmp_path / "r.json"
     src.write_text(json.dumps(result))
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.plots", str(src), "--prefix", "t"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=50,
-        check=False,
-    )
+    proc = run_bench("plots", str(src), "--prefix", "t", timeout=50)
     assert proc.returncode == 0, proc.stderr[-2000:]
     for name in ("pickup-cdf", "load-cdf", "drain"):
         png = tmp_path / f"t-{name}.png"
