@@ -20,6 +20,16 @@ The job body (``bench.workers.noop``) gives the task start, the producer the sen
 job subtract. Jobs are spaced far apart, so each job's events are the first of each kind after
 its send time. The table is the median of each step over the jobs; MONITOR itself costs Redis
 a little, so its total is shown beside a total measured without it.
+
+Two more rows say what part of that is the machine:
+
+* the floor: the same hops (a producer's push, Redis, a waiter blocked in BRPOP) between two
+  idle processes on the same event loop, each sending pre-built bytes on a bare socket and
+  doing nothing else, with the same gaps. Whatever pickup takes above it is code;
+* the idle penalty: one fixed piece of scalr_queue's own code (encode a job's payload, then
+  parse it back) timed right after sleeping one gap against back to back. A VM that has sat
+  idle runs the first code after a wake several times slower than warm, so each microsecond of
+  Python on the idle pickup path costs several there.
 """
 
 from __future__ import annotations
@@ -41,6 +51,8 @@ from pathlib import Path
 from typing import Any
 
 TRACE_ENV = "BENCH_PICKUP_TRACE"
+_PUSH = b"*3\r\n$5\r\nLPUSH\r\n$10\r\nfloor:wake\r\n$1\r\n1\r\n"
+_WAIT = b"*3\r\n$5\r\nBRPOP\r\n$10\r\nfloor:wake\r\n$2\r\n30\r\n"
 
 
 def _patch_worker(out: Path) -> None:
@@ -213,7 +225,88 @@ def _one_pass(jobs: int, gap: tuple[float, float], monitor: bool) -> dict[str, A
     return out
 
 
-def _table(passes: list[dict[str, Any]]) -> str:
+def _event_loop_run(coro: Any) -> Any:
+    """Run ``coro`` on uvloop when installed (as the worker and a uvicorn app do), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+async def _floor_wait(port: int, jobs: int) -> list[float]:
+    """The floor's waiter: BRPOP on a bare socket, the time each pop lands, nothing else."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    landed: list[float] = []
+    writer.write(_WAIT)
+    for _ in range(jobs):
+        await reader.read(1024)  # one small reply per pop (each push is answered before the next)
+        landed.append(time.time())
+        writer.write(_WAIT)
+    writer.close()
+    return landed
+
+
+async def _floor_push(port: int, jobs: int, gap: tuple[float, float]) -> list[float]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    rng = random.Random(5)
+    sent: list[float] = []
+    await asyncio.sleep(0.5)  # the waiter is blocked by now
+    for _ in range(jobs):
+        await asyncio.sleep(rng.uniform(*gap))
+        sent.append(time.time())
+        writer.write(_PUSH)
+        await reader.read(100)
+    writer.close()
+    return sent
+
+
+def _floor(jobs: int, gap: tuple[float, float]) -> dict[str, float]:
+    """p50/p99 µs of a bare push -> BRPOP between two idle processes: what no code can beat here."""
+    from scalr_queue.redis._server import RedisServer
+
+    out = Path(tempfile.mkdtemp(prefix="scalr-pickup-")) / "floor.json"
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    with RedisServer() as server:
+        cmd = [sys.executable, "-m", "bench.pickup", "floor-wait", str(server.port), str(jobs), str(out)]
+        waiter = subprocess.Popen(cmd, cwd=root, env=env)
+        try:
+            sent = _event_loop_run(_floor_push(server.port, jobs, gap))
+            waiter.wait(30)
+        finally:
+            if waiter.poll() is None:
+                waiter.kill()
+                waiter.wait()
+    d = sorted((landed - t0) * 1e6 for t0, landed in zip(sent, json.loads(out.read_text()), strict=True))
+    return {"p50_us": statistics.median(d), "p99_us": d[int(0.99 * (len(d) - 1))]}
+
+
+def _our_code() -> None:
+    """A fixed piece of scalr_queue's own code: a job's payload encoded, then parsed as a worker does."""
+    from scalr_queue._codec import encode_kwargs, job_payload, parse_job
+
+    parse_job(job_payload("noop", encode_kwargs("noop", {"invoice_id": 42, "t0": 1.5}), 1_700_000_000_000))
+
+
+def _idle_penalty(jobs: int, gap: tuple[float, float]) -> dict[str, float]:
+    """Median µs of ``_our_code`` right after an idle gap and back to back, and their ratio."""
+    rng = random.Random(5)
+    _our_code()  # imports done
+    idle, warm = [], []
+    for _ in range(jobs):
+        time.sleep(rng.uniform(*gap))
+        t = time.perf_counter()
+        _our_code()
+        idle.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        _our_code()
+        warm.append(time.perf_counter() - t)
+    a, b = statistics.median(idle) * 1e6, statistics.median(warm) * 1e6
+    return {"idle_us": a, "warm_us": b, "ratio": a / b}
+
+
+def _table(passes: list[dict[str, Any]], floor: dict[str, float], penalty: dict[str, float]) -> str:
     mon = next((p for p in passes if p["monitor"]), passes[0])  # the steps: the as-is worker's
 
     def f(v: float | None) -> str:
@@ -230,11 +323,21 @@ def _table(passes: list[dict[str, Any]]) -> str:
         how = "with MONITOR" if p["monitor"] else "without MONITOR"
         lines.append(f"| **send -> task start ({how}); p99 {f(p['p99_us'])}** | **{f(p['total_us'])}** | |")
         lines.append(f"| producer's enqueue round trip ({how}) | {f(p['enqueue_round_trip_us'])} | |")
+    floor_label = f"floor: bare push -> BRPOP between two idle processes; p99 {f(floor['p99_us'])}"
+    lines.append(f"| {floor_label} | {f(floor['p50_us'])} | |")
+    lines.append(
+        f"| idle penalty: the same code after an idle gap / back to back ({f(penalty['idle_us'])} / "
+        f"{penalty['warm_us']:.1f} µs) | {penalty['ratio']:.1f}× | |"
+    )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     args_in = sys.argv[1:] if argv is None else argv
+    if args_in[:1] == ["floor-wait"]:
+        port, jobs, out = args_in[1:4]
+        Path(out).write_text(json.dumps(_event_loop_run(_floor_wait(int(port), int(jobs)))))
+        return 0
     if args_in[:1] == ["worker"]:  # the probed worker: probes first, then the real entry point
         _patch_worker(Path(os.environ[TRACE_ENV]))
         from scalr_queue.worker._main import main as worker_main
@@ -248,8 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     passes = [_one_pass(args.jobs, gap, monitor=False)]
     if not args.no_monitor:
         passes.append(_one_pass(args.jobs, gap, monitor=True))
-    print(_table(passes))
-    print(json.dumps(passes, indent=1), file=sys.stderr)
+    floor, penalty = _floor(args.jobs, gap), _idle_penalty(args.jobs, gap)
+    print(_table(passes, floor, penalty))
+    print(json.dumps({"passes": passes, "floor": floor, "idle_penalty": penalty}, indent=1), file=sys.stderr)
     return 0
 
 

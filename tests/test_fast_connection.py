@@ -78,8 +78,10 @@ async def test_an_enqueue_after_redis_dropped_the_idle_connection_is_written_onc
     assert sorted(queued) == sorted([first.job_id.encode(), second.job_id.encode()]), "both written, once each"
 
 
-async def test_a_worker_client_lends_its_idle_connections_again_instead_of_opening_more(redis: Redis) -> None:
-    client = create_redis(scalr_queue.get_settings(), blocking=True)
+@pytest.mark.parametrize("blocking", [True, False], ids=["worker", "producer"])
+async def test_a_client_lends_its_idle_connections_again_instead_of_opening_more(redis: Redis, blocking: bool) -> None:
+    client = create_redis(scalr_queue.get_settings(), blocking=blocking)
+    assert type(client.connection_pool).__name__ == "_LendingPool"
     try:
         sequential = {await client.client_id() for _ in range(20)}
         assert len(sequential) == 1

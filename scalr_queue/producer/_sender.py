@@ -23,8 +23,6 @@ written but not confirmed by enough replicas get :class:`NotReplicatedError`.
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -34,6 +32,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from .._errors import NotReplicatedError
 from ..redis import _scripts
+from ..redis._connection import checkout
 
 Command = tuple[bytes | str | int, ...]  # one command's arguments, packed when sent
 Call = tuple[Command, "asyncio.Future[Any]"]
@@ -41,24 +40,6 @@ MAX_BATCH = 500  # calls per pipeline: bounds one reply's size and the wait of t
 
 # hiredis's stub types the argument as a 1-tuple; it takes a command of any length
 _pack_command = cast(Callable[[Command], bytes], hiredis.pack_command)
-
-
-@functools.cache
-def _wants_command_name(get_connection: Callable[..., object]) -> bool:
-    """Whether a pool's ``get_connection`` requires a command name.
-
-    redis-py before 5.3 requires one (and ignores it); 5.3 makes it optional and warns when it is
-    given. Asking the signature, not the version, also covers pool subclasses.
-    """
-    param = inspect.signature(get_connection).parameters.get("command_name")
-    return param is not None and param.default is inspect.Parameter.empty
-
-
-async def checkout(pool: Any) -> Any:
-    """A connection from ``pool``, called the way the installed redis-py expects."""
-    if _wants_command_name(type(pool).get_connection):
-        return await pool.get_connection("EVALSHA")
-    return await pool.get_connection()
 
 
 class ScriptSender:

@@ -18,12 +18,15 @@ import contextlib
 import logging
 import time
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
 from .._priority import due_ms
 from .._settings import Settings
 from ..redis import _scripts
-from ..redis._connection import REDIS_ERRORS, ScalrRedis, aw, eval_script
+from ..redis._connection import REDIS_ERRORS, ScalrRedis, aw, checkout, eval_script
 from ..redis._keys import limit_keys, stop_key, wake_key
 from ._execution import now_ms
 
@@ -190,12 +193,13 @@ class Claiming:
         """
         assert self._blocking is not None
         keys, args = self._claim_call(count, 0)
-        pipe = self._blocking.pipeline(transaction=False)
-        pipe.brpop([keys[-1], wake_key(self.queue)], timeout=wait_s)  # type: ignore[arg-type]
-        pipe.execute_command("EVALSHA", self._claim_sha, len(keys), *keys, *args)
+        commands = [
+            ("BRPOP", keys[-1], wake_key(self.queue), wait_s),
+            ("EVALSHA", self._claim_sha, len(keys), *keys, *args),
+        ]
         try:
             async with asyncio.timeout(wait_s + 2) as self._waiting:
-                _popped, reply = await pipe.execute(raise_on_error=False)
+                reply = await self._send_wait(commands)
         except TimeoutError:
             # the connection closed with the wait: Redis drops a claim it had not run yet; one it ran
             # whose reply never came leaves its jobs leased, and they run again after one lease
@@ -206,10 +210,42 @@ class Claiming:
             return None
         finally:
             self._waiting = None
-        if isinstance(reply, Exception):
+        if reply is None:
             return None  # NOSCRIPT (Redis restarted, say): the usual claim loads it again
         self._redis_ok()
         return self._start_claimed(reply, count)
+
+    async def _send_wait(self, commands: list[tuple[Any, ...]]) -> list[Any] | None:
+        """Send the wait and its claim on one blocking connection and read both replies: the claim's.
+
+        Done by hand, not with redis-py's ``Pipeline``: its reply path (response callbacks, error
+        collection, reset) is what an idle worker runs first after a wake, when this VM runs code
+        several times slower than warm (``bench.pickup``). A connection that died idle (a Redis
+        restart) gets one retry on a fresh one, as redis-py's pipeline gives, but never once a
+        reply was read. An interrupted read disconnects (redis-py does), so no reply is left
+        unread on a pooled connection. None: the claim answered with an error (NOSCRIPT).
+        """
+        assert self._blocking is not None
+        pool = self._blocking.connection_pool
+        for attempt in (1, 2):
+            conn = await checkout(pool)
+            read = 0
+            try:
+                await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+                with contextlib.suppress(ResponseError):  # the claim's reply still follows, in step
+                    await conn.read_response()  # the BRPOP: a wake, a stop, or its timeout
+                read = 1
+                try:
+                    return cast(list[Any], await conn.read_response())
+                except ResponseError:
+                    return None
+            except RedisConnectionError:
+                await conn.disconnect()
+                if attempt == 2 or read:
+                    raise
+            finally:
+                await pool.release(conn)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _end_wait(self) -> None:
         """A stop during the pipelined wait: push the stop list; if Redis does not take it, give up the wait."""
