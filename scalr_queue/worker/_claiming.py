@@ -226,7 +226,7 @@ class Claiming:
         unread on a pooled connection. None: the claim answered with an error (NOSCRIPT).
         """
         assert self._blocking is not None
-        pool = self._blocking.connection_pool
+        pool: Any = self._blocking.connection_pool  # redis-py types it as the synchronous pool
         for attempt in (1, 2):
             conn = await checkout(pool)
             read = 0
