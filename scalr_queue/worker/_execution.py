@@ -23,7 +23,7 @@ from .._settings import Settings
 from .._tasks import TaskSpec, did_you_mean
 from ..control._cancel import cancel_suffix
 from ..control._failed import failure_record
-from ..observe._metrics import WorkerMetrics
+from ..observe._metrics import TaskMetrics, WorkerMetrics
 from ..observe._tracing import TRACE_FIELD, trace_id_of
 from ..redis._connection import REDIS_ERRORS
 from ..redis._keys import cancels_key
@@ -38,6 +38,12 @@ logger = logging.getLogger("scalr_queue.worker")
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _count_start(metrics: TaskMetrics, late_s: float | None) -> None:
+    metrics.started.inc()
+    if late_s is not None:
+        metrics.punctuality.observe(late_s)
 
 
 class JobExecution:
@@ -180,10 +186,9 @@ class JobExecution:
             logger.error("job %s:%s refused: %s", job_id, name, exc)
             await self._fail(job_id, job, job_try, str(exc), error_record(exc), start)
             return
-        if due_ms is not None:
-            # how late this attempt starts; only for attempts that run (not refused or put back)
-            self.metrics.task(name).punctuality.observe(max(0, start - due_ms) / 1000)
-        await self._execute(job_id, job, spec, kwargs, job_try, start)
+        # how late this attempt starts; only for attempts that run (not refused or put back)
+        late_s = max(0, start - due_ms) / 1000 if due_ms is not None else None
+        await self._execute(job_id, job, spec, kwargs, job_try, start, late_s)
 
     async def _execute(
         self,
@@ -193,6 +198,7 @@ class JobExecution:
         kwargs: dict[str, Any],
         job_try: int,
         claimed_ms: int,
+        late_s: float | None = None,
     ) -> None:
         ref = f"{job_id}:{spec.name}"
         timeout_s = spec.timeout_s or self.job_timeout_s or self.settings.job_timeout
@@ -210,7 +216,9 @@ class JobExecution:
         if self.on_job_start:
             await self.on_job_start(ctx)
         metrics = self.metrics.task(spec.name)
-        metrics.started.inc()
+        # counted once the task has taken its first step: an idle worker runs its first code after a
+        # wake several times slower than warm (bench.pickup), so nothing that can wait goes before
+        asyncio.get_running_loop().call_soon(_count_start, metrics, late_s)
         start = now_ms()
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
