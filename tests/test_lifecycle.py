@@ -331,6 +331,30 @@ async def test_an_idle_worker_whose_pipelined_claim_meets_a_flushed_script_cache
     assert time.monotonic() - sent < 2.0, "started at the wake, not at the 30 s poll"
 
 
+async def test_an_idle_worker_whose_waiting_connection_is_killed_waits_again_on_a_new_one_without_an_outage(
+    redis: Redis, set_env: Callable[..., None], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server drops the connection blocked in BRPOP (CLIENT KILL, an idle-timeout proxy): no
+    reply was read, so the wait is sent again on a fresh connection at once. Nothing is logged as
+    lost, and the next enqueue starts at its wake, not at the 30 s poll."""
+    set_env(SCALR_QUEUE_POLL_INTERVAL="30s")
+    async with running_worker([stamp]):
+        await asyncio.sleep(0.3)  # idle: blocked in the pipelined BRPOP
+
+        (first,) = [int(c["id"]) for c in await redis.client_list() if c.get("cmd") == "brpop"]
+        with caplog.at_level(logging.INFO, logger="scalr_queue.worker"):
+            await redis.client_kill_filter(_id=first)
+            await wait_until(lambda: _blocked_again(redis, first), what="a new BRPOP connection")
+            sent = time.monotonic()
+            await (await scalr_queue.enqueue("stamp")).result(timeout=5)
+    assert time.monotonic() - sent < 2.0, "started at the wake, not at the 30 s poll"
+    assert "lost Redis" not in caplog.text
+
+
+async def _blocked_again(redis: Redis, old: int) -> bool:
+    return any(c.get("cmd") == "brpop" and int(c["id"]) != old for c in await redis.client_list())
+
+
 async def test_stopping_an_idle_worker_ends_its_wait_at_once_and_claims_nothing(
     redis: Redis, set_env: Callable[..., None]
 ) -> None:

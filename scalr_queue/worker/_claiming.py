@@ -219,10 +219,10 @@ class Claiming:
         """Send the wait and its claim on one blocking connection and read both replies: the claim's.
 
         Done by hand, not with redis-py's ``Pipeline``: its reply path (response callbacks, error
-        collection, reset) is what an idle worker runs first after a wake, when this VM runs code
-        several times slower than warm (``bench.pickup``). A connection that died idle (a Redis
-        restart) gets one retry on a fresh one, as redis-py's pipeline gives, but never once a
-        reply was read. An interrupted read disconnects (redis-py does), so no reply is left
+        collection, reset) is the first code an idle worker runs after a wake, and code run cold
+        after an idle spell can take many times its warm time (``bench.pickup`` measures it). A
+        connection that died idle (a Redis restart, a kill) gets one retry on a fresh one, as
+        redis-py's pipeline gives, but never once a reply was read. An interrupted read disconnects (redis-py does), so no reply is left
         unread on a pooled connection. None: the claim answered with an error (NOSCRIPT).
         """
         assert self._blocking is not None

@@ -216,8 +216,8 @@ class JobExecution:
         if self.on_job_start:
             await self.on_job_start(ctx)
         metrics = self.metrics.task(spec.name)
-        # counted once the task has taken its first step: an idle worker runs its first code after a
-        # wake several times slower than warm (bench.pickup), so nothing that can wait goes before
+        # counted once the task has taken its first step: code run cold after an idle spell can take
+        # many times its warm time (bench.pickup measures it), so nothing that can wait goes first
         asyncio.get_running_loop().call_soon(_count_start, metrics, late_s)
         start = now_ms()
         if logger.isEnabledFor(logging.DEBUG):
