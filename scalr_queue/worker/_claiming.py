@@ -222,8 +222,9 @@ class Claiming:
         collection, reset) is the first code an idle worker runs after a wake, and code run cold
         after an idle spell can take many times its warm time (``bench.pickup`` measures it). A
         connection that died idle (a Redis restart, a kill) gets one retry on a fresh one, as
-        redis-py's pipeline gives, but never once a reply was read. An interrupted read disconnects (redis-py does), so no reply is left
-        unread on a pooled connection. None: the claim answered with an error (NOSCRIPT).
+        redis-py's pipeline gives, but never once a reply was read. An interrupted read
+        disconnects (redis-py does), so no reply is left unread on a pooled connection. None: the
+        claim answered with an error (NOSCRIPT).
         """
         assert self._blocking is not None
         pool: Any = self._blocking.connection_pool  # redis-py types it as the synchronous pool
