@@ -95,3 +95,18 @@ def test_bench_plots_draws_the_charts_of_a_result(tmp_path: Path) -> None:
     for name in ("pickup-cdf", "load-cdf", "drain"):
         png = tmp_path / f"t-{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_bench_pickup_splits_a_pickup_and_measures_the_floor_and_the_idle_penalty() -> None:
+    proc = run_bench("pickup", "--jobs", "5", "--no-monitor", timeout=110)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {line.split(" | ")[0].lstrip("| *") for line in proc.stdout.splitlines() if line.startswith("|")}
+    assert any(row.startswith("send -> task start (without MONITOR)") for row in rows), proc.stdout
+    assert any(row.startswith("floor: bare push -> BRPOP") for row in rows), proc.stdout
+    assert any(row.startswith("idle penalty:") for row in rows), proc.stdout
+    result = json.loads(proc.stderr[proc.stderr.index("{") :])
+    assert len(result["passes"]) == 1 and result["passes"][0]["jobs"] == 5
+    assert 0 < result["floor"]["p50_us"] <= result["floor"]["p99_us"]
+    assert result["idle_penalty"]["idle_us"] > 0 and result["idle_penalty"]["warm_us"] > 0

@@ -340,7 +340,6 @@ async def test_an_idle_worker_whose_waiting_connection_is_killed_waits_again_on_
     set_env(SCALR_QUEUE_POLL_INTERVAL="30s")
     async with running_worker([stamp]):
         await asyncio.sleep(0.3)  # idle: blocked in the pipelined BRPOP
-
         (first,) = [int(c["id"]) for c in await redis.client_list() if c.get("cmd") == "brpop"]
         with caplog.at_level(logging.INFO, logger="scalr_queue.worker"):
             await redis.client_kill_filter(_id=first)

@@ -142,8 +142,8 @@ class _LendingPool(ConnectionPool):
     ``_fast_connection``), each a coroutine call, for every command. Taking the connection and
     marking it in use involves no ``await``, so nothing else can run in between: the lock is only
     needed where a connection must first connect, which is left to redis-py. Four coroutine
-    calls are little warm, but a lone enqueue after an idle spell runs them cold: skipping them
-    took ~30 µs off its path to the socket here (``bench.pickup`` explains why cold costs more).
+    calls are little warm, but a lone enqueue after an idle spell runs them cold, where code
+    takes many times its warm time (``bench.pickup`` measures both; bench/README.md).
     """
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> AbstractConnection:
