@@ -152,6 +152,8 @@ class _LendingPool(ConnectionPool):
             connection: AbstractConnection = available.pop()
             self._in_use_connections.add(connection)
             return connection
+        if not args and "command_name" not in kwargs and _wants_command_name(ConnectionPool.get_connection):
+            args = ("EVALSHA",)  # redis-py before 5.3 requires a name (and ignores it); ``checkout`` gave none
         return cast(AbstractConnection, await super().get_connection(*args, **kwargs))
 
 
