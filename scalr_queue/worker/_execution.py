@@ -198,7 +198,7 @@ class JobExecution:
         kwargs: dict[str, Any],
         job_try: int,
         claimed_ms: int,
-        late_s: float | None = None,
+        late_s: float | None,
     ) -> None:
         ref = f"{job_id}:{spec.name}"
         timeout_s = spec.timeout_s or self.job_timeout_s or self.settings.job_timeout
