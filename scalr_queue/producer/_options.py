@@ -12,7 +12,6 @@ arguments exactly, with no room for extra keywords, hence the separate value.
 from __future__ import annotations
 
 import math
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
@@ -22,6 +21,7 @@ from .._errors import JobOptionsError
 from .._priority import DEFAULT_PRIORITY, check_priority, encode
 from .._settings import QUEUE_NAME_HELP, QUEUE_NAME_RE
 from .._tasks import P, R, TaskFn, TaskSpec, did_you_mean
+from ._ids import new_job_id
 
 if TYPE_CHECKING:
     from ._job import Job
@@ -205,8 +205,7 @@ class JobOptions:
 
     def place(self, default_queue: str, now_ms: int) -> Placement:
         """Resolve against the clock: the queue, the job id (generated if none), the due time and TTL."""
-        # 128 random bits as 32 hex digits: arq's uuid4().hex format, without building a UUID object
-        job_id = self.job_id if self.job_id is not None else secrets.token_hex(16)
+        job_id = self.job_id if self.job_id is not None else new_job_id()
         score = now_ms
         if self.debounce is not None:
             score = now_ms + int(_seconds("debounce", self.debounce) * 1000)

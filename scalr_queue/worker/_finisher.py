@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .._deadline import Deadline
 from ..redis import _scripts
 from ..redis._connection import REDIS_ERRORS, eval_script
 from ..redis._keys import (
@@ -118,7 +119,7 @@ class Finisher:
         delay, deadline = 0.1, time.monotonic() + self.give_up_after
         while True:
             try:
-                async with asyncio.timeout(self.op_timeout):
+                with Deadline(self.op_timeout):
                     dropped = await eval_script(self.redis, _scripts.FINISH, keys, args)
             except REDIS_ERRORS as exc:
                 self.on_redis_error(exc)
