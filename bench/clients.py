@@ -116,11 +116,7 @@ async def _latency(p: Producer, url: str, k: int, lo: float, hi: float) -> dict[
     r = aioredis.Redis.from_url(url)
     rng = random.Random(5)
     try:
-        await r.delete(LAT_KEY)  # nothing left over from an earlier call
-        await p.enqueue(t0=time.time())  # warm the producer's connection; its delay is dropped
-        if await r.blpop([LAT_KEY], timeout=10) is None:
-            raise RuntimeError("the warm-up job never ran")
-        await r.delete(LAT_KEY)
+        await _warm_up(p, r)
         for _ in range(k):
             await asyncio.sleep(rng.uniform(lo, hi))
             t0 = time.time()
@@ -129,6 +125,17 @@ async def _latency(p: Producer, url: str, k: int, lo: float, hi: float) -> dict[
     finally:
         await r.aclose()
     return {"jobs": k, "lost": k - len(delays), "delays_s": delays}
+
+
+async def _warm_up(p: Producer, r: Any) -> None:
+    """One job through this process's producer, waited for and dropped: what is measured next is
+    the queue, not the producer's first call (its connection, first reads, code run for the first
+    time)."""
+    await r.delete(LAT_KEY)  # nothing left over from an earlier call
+    await p.enqueue(t0=time.time())
+    if await r.blpop([LAT_KEY], timeout=10) is None:
+        raise RuntimeError("the warm-up job never ran")
+    await r.delete(LAT_KEY)
 
 
 async def _collect_delays(r: Any, n: int, wait_s: float) -> list[float]:
@@ -145,7 +152,8 @@ async def _collect_delays(r: Any, n: int, wait_s: float) -> list[float]:
 async def _load(p: Producer, url: str, rate: float, seconds: float) -> dict[str, Any]:
     """Open loop at ``rate`` jobs/s: each enqueue starts at its Poisson arrival time whether or not
     the earlier ones have returned, so a slow queue cannot slow the stream down (no coordinated
-    omission). The delay is measured from just before that job's own enqueue call."""
+    omission). The delay is measured from just before that job's own enqueue call. The producer is
+    warmed first, as for the idle pickup: each level is a new process."""
     import redis.asyncio as aioredis
 
     r = aioredis.Redis.from_url(url)
@@ -160,7 +168,7 @@ async def _load(p: Producer, url: str, rate: float, seconds: float) -> dict[str,
             errors.append(task.exception())  # type: ignore[arg-type]
 
     try:
-        await r.delete(LAT_KEY)
+        await _warm_up(p, r)
         loop = asyncio.get_running_loop()
         start = loop.time()
         at = 0.0
