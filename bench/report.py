@@ -310,7 +310,8 @@ def render_load(load: dict[str, Any], labels: dict[str, str], plan: dict[str, An
         "",
         f"Each level: {plan.get('load_seconds')} s of single enqueues with Poisson arrivals (exponential gaps, "
         "fixed seed) at the fraction of the system's own steady 1-process drain rate from this run, sent "
-        "whether or not earlier enqueues returned (open loop); one warm worker process at concurrency 10; "
+        "whether or not earlier enqueues returned (open loop), by a new producer process that has sent one job "
+        "and seen it run first; one warm worker process at concurrency 10; "
         "delay = the task body's first line minus the time just before that job's enqueue. With fewer "
         "than 1,000 jobs in a level, p99.9 is the maximum.",
     ]
