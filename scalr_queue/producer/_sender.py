@@ -23,17 +23,16 @@ written but not confirmed by enough replicas get :class:`NotReplicatedError`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 import hiredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError
 
-from .._deadline import Deadline
 from .._errors import NotReplicatedError
 from ..redis import _scripts
-from ..redis._connection import checkout
+from ..redis._connection import exchange
 
 Command = tuple[bytes | str | int, ...]  # one command's arguments, packed when sent
 Call = tuple[Command, "asyncio.Future[Any]"]
@@ -144,45 +143,24 @@ class ScriptSender:
         """``commands`` in RESP, ready for ``conn.send_packed_command`` (bench/sender.py swaps this)."""
         return [b"".join(map(_pack_command, commands))]
 
-    async def _pipeline(self, commands: list[Command]) -> list[Any]:
+    def _pipeline(self, commands: list[Command]) -> Awaitable[list[Any]]:
+        """One exchange on one connection; without a WAIT, that exchange itself (no coroutine of its own)."""
         pool = self.redis.connection_pool
         wait = self.min_replicas > 0
         sent = [*commands, (b"WAIT", self.min_replicas, int(self.replicas_timeout * 1000))] if wait else commands
-        # One deadline per attempt (checkout, send, every reply), not redis-py's own per call: with a
-        # socket timeout it sends through asyncio.wait_for (a task per send on Python 3.11) and arms
-        # a timer per reply. A Deadline, not asyncio.timeout: it costs less after an idle spell.
-        # The connection is this call's alone until released, so its socket timeout is lifted for
-        # the exchange and put back before it goes back to the pool.
         limit = self.timeout if self.timeout is not None else pool.connection_kwargs.get("socket_timeout")
-        if limit is not None and wait:
+        if not wait:
+            return exchange(pool, lambda conn: self.encode(conn, sent), len(sent), limit=limit)
+        if limit is not None:
             limit += self.replicas_timeout  # WAIT blocks up to its own timeout
-        for attempt in (1, 2):
-            out: list[Any] = []
-            with Deadline(limit):
-                conn = await checkout(pool)
-                socket_timeout, conn.socket_timeout = conn.socket_timeout, None
-                try:
-                    await conn.send_packed_command(self.encode(conn, sent))
-                    for _ in commands:
-                        try:
-                            out.append(await conn.read_response())
-                        except ResponseError as exc:  # an error reply; the stream stays in step
-                            out.append(exc)
-                    if wait:
-                        acked = int(await conn.read_response())
-                        if acked < self.min_replicas:
-                            out = [r if isinstance(r, Exception) else self._not_replicated(acked) for r in out]
-                    return out
-                except RedisConnectionError:
-                    await conn.disconnect()
-                    # a pooled connection that died with a Redis restart gets one retry on a fresh
-                    # one, but never once a reply was read: resending then could run a command twice
-                    if attempt == 2 or out:
-                        raise
-                except BaseException:
-                    await conn.disconnect()
-                    raise
-                finally:
-                    conn.socket_timeout = socket_timeout
-                    await pool.release(conn)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self._replicated(exchange(pool, lambda conn: self.encode(conn, sent), len(sent), limit=limit))
+
+    async def _replicated(self, exchanged: Awaitable[list[Any]]) -> list[Any]:
+        """The replies of a pipeline that ends with WAIT: each write not on enough replicas is an error."""
+        out = await exchanged
+        acked = out.pop()
+        if isinstance(acked, Exception):
+            raise acked
+        if int(acked) < self.min_replicas:
+            out = [r if isinstance(r, Exception) else self._not_replicated(int(acked)) for r in out]
+        return out

@@ -33,6 +33,7 @@ from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
 )
 
+from .._deadline import Deadline
 from .._errors import QueueUnavailableError
 from .._settings import Settings
 from . import _scripts
@@ -89,6 +90,53 @@ async def checkout(pool: Any) -> Any:
     if _wants_command_name(type(pool).get_connection):
         return await pool.get_connection("EVALSHA")
     return await pool.get_connection()
+
+
+async def exchange(
+    pool: Any,
+    pack: Callable[[Any], list[bytes]],
+    replies: int,
+    *,
+    limit: float | None = None,
+    check_health: bool = True,
+) -> list[Any]:
+    """Send what ``pack(connection)`` packs on one pooled connection and read ``replies`` replies.
+
+    The enqueue sender's pipelines and the worker's wait both go through here rather than redis-py's
+    ``Pipeline``, whose reply path (response callbacks, error collection, reset) is the first code
+    run after an idle spell, when code takes many times its warm time (``bench.pickup``). Error
+    replies come back as values: the stream stays in step. A connection that died idle in the pool
+    (a Redis restart, a kill) gets one retry on a fresh one, but never once a reply was read:
+    resending then could run a command twice. ``limit`` bounds each attempt (checkout, send,
+    every reply) with one deadline instead of redis-py's own per call (with a socket timeout it
+    sends through ``asyncio.wait_for``, a task per send on Python 3.11, and arms a timer per
+    reply), so the connection's socket timeout is lifted while it is this call's alone. Any other
+    interruption (a timeout, a cancel) disconnects it: no reply is left unread on a pooled one.
+    """
+    for attempt in (1, 2):
+        out: list[Any] = []
+        with Deadline(limit):
+            conn = await checkout(pool)
+            socket_timeout, conn.socket_timeout = conn.socket_timeout, None
+            try:
+                await conn.send_packed_command(pack(conn), check_health=check_health)
+                for _ in range(replies):
+                    try:
+                        out.append(await conn.read_response())
+                    except ResponseError as exc:
+                        out.append(exc)
+                return out
+            except RedisConnectionError:
+                await conn.disconnect()
+                if attempt == 2 or out:
+                    raise
+            except BaseException:
+                await conn.disconnect()
+                raise
+            finally:
+                conn.socket_timeout = socket_timeout
+                await pool.release(conn)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 # hiredis's stub types the argument as a 1-tuple; it takes a command of any length

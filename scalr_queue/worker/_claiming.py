@@ -18,15 +18,15 @@ import contextlib
 import logging
 import time
 from functools import partial
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from .._deadline import Deadline
 from .._priority import due_ms
 from .._settings import Settings
 from ..redis import _scripts
-from ..redis._connection import REDIS_ERRORS, ScalrRedis, aw, checkout, eval_script
+from ..redis._connection import REDIS_ERRORS, ScalrRedis, aw, eval_script, exchange
 from ..redis._keys import limit_keys, stop_key, wake_key
 from ._execution import now_ms
 
@@ -190,8 +190,14 @@ class Claiming:
         futures less per wake): a stop pushes this worker's own stop list twice instead, the BRPOP
         pops one, and the claim, seeing the other, takes nothing (``_end_wait``). None: nothing was
         claimed this way (an error, or no reply in time), and the loop claims the usual way next.
+
+        The two replies are read by :func:`~scalr_queue.redis._connection.exchange`, not redis-py's
+        ``Pipeline``, whose reply path would be the first code an idle worker runs after a wake
+        (code run cold takes many times its warm time; ``bench.pickup`` measures it). An error reply
+        to the BRPOP is ignored: the claim's follows it in step.
         """
         assert self._blocking is not None
+        pool: Any = self._blocking.connection_pool  # redis-py types it as the synchronous pool
         keys, args = self._claim_call(count, 0)
         commands = [
             ("BRPOP", keys[-1], wake_key(self.queue), wait_s),
@@ -199,7 +205,7 @@ class Claiming:
         ]
         try:
             async with asyncio.timeout(wait_s + 2) as self._waiting:
-                reply = await self._send_wait(commands)
+                _, reply = await exchange(pool, lambda conn: conn.pack_commands(commands), 2, check_health=False)
         except TimeoutError:
             # the connection closed with the wait: Redis drops a claim it had not run yet; one it ran
             # whose reply never came leaves its jobs leased, and they run again after one lease
@@ -210,43 +216,10 @@ class Claiming:
             return None
         finally:
             self._waiting = None
-        if reply is None:
+        if isinstance(reply, ResponseError):
             return None  # NOSCRIPT (Redis restarted, say): the usual claim loads it again
         self._redis_ok()
         return self._start_claimed(reply, count)
-
-    async def _send_wait(self, commands: list[tuple[Any, ...]]) -> list[Any] | None:
-        """Send the wait and its claim on one blocking connection and read both replies: the claim's.
-
-        Done by hand, not with redis-py's ``Pipeline``: its reply path (response callbacks, error
-        collection, reset) is the first code an idle worker runs after a wake, and code run cold
-        after an idle spell can take many times its warm time (``bench.pickup`` measures it). A
-        connection that died idle (a Redis restart, a kill) gets one retry on a fresh one, as
-        redis-py's pipeline gives, but never once a reply was read. An interrupted read
-        disconnects (redis-py does), so no reply is left unread on a pooled connection. None: the
-        claim answered with an error (NOSCRIPT).
-        """
-        assert self._blocking is not None
-        pool: Any = self._blocking.connection_pool  # redis-py types it as the synchronous pool
-        for attempt in (1, 2):
-            conn = await checkout(pool)
-            read = 0
-            try:
-                await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
-                with contextlib.suppress(ResponseError):  # the claim's reply still follows, in step
-                    await conn.read_response()  # the BRPOP: a wake, a stop, or its timeout
-                read = 1
-                try:
-                    return cast(list[Any], await conn.read_response())
-                except ResponseError:
-                    return None
-            except RedisConnectionError:
-                await conn.disconnect()
-                if attempt == 2 or read:
-                    raise
-            finally:
-                await pool.release(conn)
-        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _end_wait(self) -> None:
         """A stop during the pipelined wait: push the stop list; if Redis does not take it, give up the wait."""
@@ -278,7 +251,7 @@ class Claiming:
 
     async def _claim(self, count: int) -> Claimed:
         keys, args = self._claim_call(count, now_ms())
-        async with asyncio.timeout(self.op_timeout):
+        with Deadline(self.op_timeout):
             reply = await eval_script(self.pool, _scripts.CLAIM, keys, args)
         return self._start_claimed(reply, count)
 
