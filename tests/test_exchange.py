@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -17,44 +17,40 @@ def packer(*commands: tuple[Any, ...]) -> Callable[[Any], list[bytes]]:
     return lambda conn: list(conn.pack_commands(list(commands)))
 
 
-async def test_an_error_reply_comes_back_as_a_value_and_the_replies_after_it_stay_in_step(redis_url: str) -> None:
-    pool = ConnectionPool.from_url(redis_url, max_connections=1)
-    try:
-        out = await exchange(pool, packer(("SET", "s", "text"), ("INCR", "s"), ("GET", "s")), 3)
-        assert out[0] is True or out[0] == b"OK"
-        assert isinstance(out[1], ResponseError)
-        assert out[2] == b"text"
-        # the one connection went back to the pool in step: the next exchange reads its own replies
-        assert await exchange(pool, packer(("ECHO", "next")), 1) == [b"next"]
-    finally:
-        await pool.disconnect()
+@pytest.fixture
+async def pool(redis_url: str) -> AsyncIterator[ConnectionPool]:
+    """A pool of one connection: every exchange and every client call on it use the same one."""
+    one = ConnectionPool.from_url(redis_url, max_connections=1)
+    yield one
+    await one.disconnect()
 
 
-async def test_a_connection_redis_closed_while_idle_is_retried_once_on_a_fresh_one(redis_url: str) -> None:
-    pool = ConnectionPool.from_url(redis_url, max_connections=1)
-    client = Redis(connection_pool=pool)
-    admin = Redis.from_url(redis_url)
-    try:
-        killed = await client.client_id()  # the pool's one connection, now idle in the pool
-        await admin.execute_command("CLIENT", "KILL", "ID", killed)
-        assert await exchange(pool, packer(("INCR", "idle")), 1) == [1]
-        assert await admin.get("idle") == b"1"
-    finally:
-        await admin.aclose()
-        await pool.disconnect()
+async def connection_id(pool: ConnectionPool) -> int:
+    """The Redis client id of the pool's one connection, which goes back to the pool idle."""
+    return int(await Redis(connection_pool=pool).client_id())
 
 
-async def test_a_connection_lost_after_a_reply_was_read_is_not_sent_again(redis_url: str) -> None:
-    pool = ConnectionPool.from_url(redis_url, max_connections=1)
-    client = Redis(connection_pool=pool)
-    admin = Redis.from_url(redis_url)
-    try:
-        own = await client.client_id()
-        # Redis runs the INCR, then closes this very connection: the third reply never comes
-        commands = packer(("INCR", "once"), ("CLIENT", "KILL", "ID", own, "SKIPME", "no"), ("INCR", "once"))
-        with pytest.raises(RedisConnectionError):
-            await exchange(pool, commands, 3)
-        assert await admin.get("once") == b"1"  # run once: nothing was resent on a fresh connection
-    finally:
-        await admin.aclose()
-        await pool.disconnect()
+async def test_an_error_reply_comes_back_as_a_value_and_the_replies_after_it_stay_in_step(pool: ConnectionPool) -> None:
+    out = await exchange(pool, packer(("SET", "s", "text"), ("INCR", "s"), ("GET", "s")), 3)
+    assert out[0] is True or out[0] == b"OK"
+    assert isinstance(out[1], ResponseError)
+    assert out[2] == b"text"
+    # the one connection went back to the pool in step: the next exchange reads its own replies
+    assert await exchange(pool, packer(("ECHO", "next")), 1) == [b"next"]
+
+
+async def test_a_connection_redis_closed_while_idle_is_retried_once_on_a_fresh_one(
+    pool: ConnectionPool, redis: Redis
+) -> None:
+    await redis.execute_command("CLIENT", "KILL", "ID", await connection_id(pool))
+    assert await exchange(pool, packer(("INCR", "idle")), 1) == [1]
+    assert await redis.get("idle") == b"1"
+
+
+async def test_a_connection_lost_after_a_reply_was_read_is_not_sent_again(pool: ConnectionPool, redis: Redis) -> None:
+    own = await connection_id(pool)
+    # Redis runs the INCR, then closes this very connection: the third reply never comes
+    commands = packer(("INCR", "once"), ("CLIENT", "KILL", "ID", own, "SKIPME", "no"), ("INCR", "once"))
+    with pytest.raises(RedisConnectionError):
+        await exchange(pool, commands, 3)
+    assert await redis.get("once") == b"1"  # run once: nothing was resent on a fresh connection
