@@ -1,6 +1,6 @@
 """``asyncio.timeout`` as a plain ``with`` block: the same deadline, without its coroutine calls.
 
-Every enqueue pipeline and every batch a worker finishes runs under a deadline. Python 3.11's
+Every enqueue pipeline, and every claim and finish batch of a worker, runs under a deadline. Python 3.11's
 ``asyncio.timeout`` is pure Python entered and left through two coroutines (``__aenter__``,
 ``__aexit__``); after an idle spell, when code runs many times slower than warm, entering one is
 one of the largest single costs on a lone enqueue's way to the socket (``bench.pickup`` measures
