@@ -11,7 +11,7 @@ from redis.asyncio.connection import Connection
 from redis.exceptions import DataError
 
 import scalr_queue
-from scalr_queue.redis._connection import _fast_connection, create_redis
+from scalr_queue.redis._connection import _fast_connection, create_redis, exchange
 
 COMMANDS: list[tuple[Any, ...]] = [
     ("SET", "key", "välue"),
@@ -90,3 +90,28 @@ async def test_a_client_lends_its_idle_connections_again_instead_of_opening_more
         assert again == opened
     finally:
         await client.aclose(close_connection_pool=True)
+
+
+@pytest.mark.parametrize("blocking", [True, False], ids=["worker", "producer"])
+def test_a_connection_whose_transport_closed_under_it_reconnects_on_uvloop(redis_url: str, blocking: bool) -> None:
+    """uvloop closes a transport whose write failed (Redis killed under an idle pool) while redis-py
+    still calls the connection connected; a write on it raised RuntimeError, which no retry expects."""
+    import uvloop
+
+    async def main() -> tuple[int, bool]:
+        client = create_redis(scalr_queue.get_settings(), blocking=blocking)
+        try:
+            first = await client.client_id()
+            idle = client.connection_pool._available_connections[-1]  # type: ignore[attr-defined]
+            idle._writer.transport.close()  # what uvloop does after a write to a dead peer fails
+            await asyncio.sleep(0)
+            sent = await exchange(client.connection_pool, lambda conn: conn.pack_commands([("INCR", "uv")]), 1)
+            return sent[0], await client.client_id() != first
+        finally:
+            await client.aclose(close_connection_pool=True)
+
+    loop = uvloop.new_event_loop()
+    try:
+        assert loop.run_until_complete(main()) == (1, True)
+    finally:
+        loop.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 
 import pytest
 from redis.asyncio.sentinel import SentinelManagedConnection, SentinelManagedSSLConnection
@@ -73,7 +74,8 @@ async def test_client_asks_the_sentinels_for_the_service_master_with_the_servers
     settings = load_settings(REDIS_URL="redis+sentinel://app:pw@127.0.0.1:1,127.0.0.1:2/mymaster/3")
     redis = create_redis(settings)
     pool = redis.connection_pool
-    assert (pool.service_name, pool.connection_class) == ("mymaster", SentinelManagedConnection)  # type: ignore[attr-defined]
+    assert pool.service_name == "mymaster"  # type: ignore[attr-defined]
+    assert issubclass(pool.connection_class, SentinelManagedConnection)
     assert {k: pool.connection_kwargs[k] for k in ("db", "username", "password")} == {
         "db": 3,
         "username": "app",
@@ -92,7 +94,7 @@ async def test_rediss_sentinel_uses_tls_to_the_sentinels_and_the_master() -> Non
         REDIS_URL="rediss+sentinel://127.0.0.1:1/mymaster", tls_cert_reqs="none", tls_ca_certs="/tmp/ca.pem"
     )
     redis = create_redis(settings, blocking=True)
-    assert redis.connection_pool.connection_class is SentinelManagedSSLConnection
+    assert issubclass(redis.connection_pool.connection_class, SentinelManagedSSLConnection)
     assert redis.connection_pool.connection_kwargs["ssl_cert_reqs"] == "none"
     assert redis.connection_pool.connection_kwargs["socket_timeout"] is None  # a worker's client blocks
     assert redis.sentinel_manager is not None
@@ -127,3 +129,28 @@ def test_cli_refuses_a_malformed_sentinel_url_in_one_line() -> None:
     result = run_cli("stats", env={"REDIS_URL": "redis+sentinel://h1:26379"})
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "names no service after the sentinels" in result.stderr
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:1/0", "redis+sentinel://127.0.0.1:1/mymaster"])
+async def test_a_connection_whose_transport_closed_under_it_is_forgotten_and_not_connected(url: str) -> None:
+    """uvloop closes a transport under redis-py (a write to a killed Redis failed) without redis-py
+    noticing; a pool lending it, or a send on it, would then raise RuntimeError instead of reconnecting."""
+    redis = create_redis(load_settings(REDIS_URL=url), blocking=True)
+    conn = redis.connection_pool.make_connection()
+
+    class Transport:
+        closing = False
+
+        def is_closing(self) -> bool:
+            return self.closing
+
+    transport = Transport()
+    closed: list[bool] = []
+    writer = SimpleNamespace(transport=transport, close=lambda: closed.append(True))
+    conn._reader, conn._writer = object(), writer  # type: ignore[assignment]
+    assert conn.is_connected
+    transport.closing = True
+    assert not conn.is_connected
+    # forgotten as disconnect() would: redis-py's sentinel connection reconnects only without a reader
+    assert (conn._reader, conn._writer, closed) == (None, None, [True])
+    await redis.aclose()
