@@ -419,7 +419,7 @@ def _sentinel_master(settings: Settings, kwargs: dict[str, Any]) -> ScalrRedis:
     pool = redis.connection_pool
     managed = pool.connection_class  # redis-py's SentinelManagedConnection: it asks the sentinels on connect
     attrs = {"__module__": __name__, "is_connected": property(_connected)}
-    pool.connection_class = type(managed.__name__, (managed,), attrs)
+    pool.connection_class = cast(Any, type(managed.__name__, (managed,), attrs))  # redis-py types it narrowly
     redis.sentinel_manager = sentinel
     return redis
 
