@@ -149,11 +149,10 @@ class ScriptSender:
         wait = self.min_replicas > 0
         sent = [*commands, (b"WAIT", self.min_replicas, int(self.replicas_timeout * 1000))] if wait else commands
         limit = self.timeout if self.timeout is not None else pool.connection_kwargs.get("socket_timeout")
-        if not wait:
-            return exchange(pool, lambda conn: self.encode(conn, sent), len(sent), limit=limit)
-        if limit is not None:
+        if wait and limit is not None:
             limit += self.replicas_timeout  # WAIT blocks up to its own timeout
-        return self._replicated(exchange(pool, lambda conn: self.encode(conn, sent), len(sent), limit=limit))
+        exchanged = exchange(pool, lambda conn: self.encode(conn, sent), len(sent), limit=limit)
+        return self._replicated(exchanged) if wait else exchanged
 
     async def _replicated(self, exchanged: Awaitable[list[Any]]) -> list[Any]:
         """The replies of a pipeline that ends with WAIT: each write not on enough replicas is an error."""
