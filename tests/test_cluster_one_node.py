@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from scalr_queue import CancelOutcome, ConfigurationError, JobStatus, QueueClient
 from scalr_queue._settings import get_settings, load_settings
-from scalr_queue.redis._connection import ScalrRedisCluster
+from scalr_queue.redis._connection import ScalrRedisCluster, create_redis
 from scalr_queue.redis._keys import tagged_keys, use_tagged_keys
 from scalr_queue.redis._server import RedisServer, free_port
 from tests.conftest import TEST_ENV
@@ -121,6 +121,32 @@ async def test_min_replicas_is_refused_on_a_cluster(cluster_url: str, set_env: C
             await client.enqueue("snooze", secs=0)
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize("blocking", [True, False], ids=["worker", "producer"])
+def test_a_node_connection_whose_transport_closed_under_it_reconnects_on_uvloop(
+    cluster_url: str, blocking: bool
+) -> None:
+    """As on a plain client: uvloop closes the transport of a write to a killed master while redis-py
+    still calls the connection connected, and the next command on it raised RuntimeError."""
+    import uvloop
+
+    async def main() -> tuple[int, bool]:
+        client = create_redis(load_settings(), blocking=blocking)
+        try:
+            first = await client.client_id()
+            (node,) = client.get_nodes()  # type: ignore[attr-defined]
+            node._free[-1]._writer.transport.close()  # what uvloop does after a write to a dead peer fails
+            await asyncio.sleep(0)
+            return await client.incr("{uv}n"), await client.client_id() != first
+        finally:
+            await client.aclose()
+
+    loop = uvloop.new_event_loop()
+    try:
+        assert loop.run_until_complete(main()) == (1, True)
+    finally:
+        loop.close()
 
 
 async def _is(job: object, status: JobStatus) -> bool:

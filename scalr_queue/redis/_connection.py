@@ -166,6 +166,13 @@ def _connected(self: Any) -> bool:
     return True
 
 
+def _with_connected_check(base: type[C], attrs: dict[str, Any] | None = None) -> type[C]:
+    """A subclass of ``base`` (with ``attrs``) whose ``is_connected`` also asks whether the
+    transport is still open (``_connected``): for every connection class our clients use."""
+    body = {"__module__": __name__, **(attrs or {}), "is_connected": property(_connected)}
+    return cast(type[C], type(base.__name__, (base,), body))
+
+
 def _fast_connection(base: type[C]) -> type[C]:
     """``base`` made cheaper per command: hiredis packs it, and no idle probe.
 
@@ -185,7 +192,6 @@ def _fast_connection(base: type[C]) -> type[C]:
       enqueue / no-op route 0.82 -> 0.89 median of 3).
     * Connected means the transport is open too (``_connected``).
     """
-    attrs: dict[str, Any] = {"__module__": __name__}
 
     def pack_command(self: Any, *args: Any) -> list[bytes]:
         first = args[0]
@@ -201,10 +207,7 @@ def _fast_connection(base: type[C]) -> type[C]:
     async def can_read_destructive(self: Any) -> bool:
         return False
 
-    attrs["pack_command"] = pack_command
-    attrs["can_read_destructive"] = can_read_destructive
-    attrs["is_connected"] = property(_connected)
-    return cast(type[C], type(base.__name__, (base,), attrs))
+    return _with_connected_check(base, {"pack_command": pack_command, "can_read_destructive": can_read_destructive})
 
 
 class _LendingPool(ConnectionPool):
@@ -332,6 +335,12 @@ def _cluster(settings: Settings, kwargs: dict[str, Any]) -> ScalrRedis:
         ssl=target.tls,
         **options,
     )
+    # every node's connections (the startup nodes', and those of nodes found later, which are built
+    # from the same kwargs) also read a transport uvloop closed as not connected (``_connected``)
+    checked = _with_connected_check(redis.connection_kwargs["connection_class"])
+    redis.connection_kwargs["connection_class"] = checked
+    for node in redis.nodes_manager.startup_nodes.values():
+        node.connection_class = checked
     return cast(ScalrRedis, redis)
 
 
@@ -417,9 +426,9 @@ def _sentinel_master(settings: Settings, kwargs: dict[str, Any]) -> ScalrRedis:
     sentinel = make_sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs)
     redis = cast(ScalrRedis, sentinel.master_for(target.service, redis_class=ScalrRedis, **master_kwargs))
     pool = redis.connection_pool
-    managed = pool.connection_class  # redis-py's SentinelManagedConnection: it asks the sentinels on connect
-    attrs = {"__module__": __name__, "is_connected": property(_connected)}
-    pool.connection_class = cast(Any, type(managed.__name__, (managed,), attrs))  # redis-py types it narrowly
+    # redis-py's SentinelManagedConnection (it asks the sentinels on connect), typed narrowly by redis-py
+    managed: Any = pool.connection_class
+    pool.connection_class = cast(Any, _with_connected_check(managed))
     redis.sentinel_manager = sentinel
     return redis
 
