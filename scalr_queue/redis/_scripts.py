@@ -320,11 +320,16 @@ local function remember(attempt, px)
   if redis.call('RPUSH', key, attempt) > @TRIESKEPT@ then redis.call('LTRIM', key, -@TRIESKEPT@, -1) end
   redis.call('PEXPIRE', key, px)
 end
--- KEYS[slot] is the finished index of the state the job ended in
+-- KEYS[slot] is the finished index of the state the job ended in; one ZADD per index at the end
 local function finished(slot, id)
   if finished_px > 0 then
-    redis.call('ZADD', KEYS[slot], now, id)
-    indexed[slot] = true
+    local members = indexed[slot]
+    if not members then
+      members = {}
+      indexed[slot] = members
+    end
+    members[#members + 1] = now
+    members[#members + 1] = id
   end
 end
 local unleased, dels = {}, {}
@@ -425,7 +430,8 @@ if L and #unleased > 0 and redis.call('EXISTS', L[1]) == 1 then
 end
 if #unmarked > 0 then redis.call('HDEL', KEYS[6], unpack(unmarked)) end
 if requeued > 0 and redis.call('LLEN', KEYS[4]) == 0 then redis.call('LPUSH', KEYS[4], '1') end
-for slot in pairs(indexed) do
+for slot, members in pairs(indexed) do
+  redis.call('ZADD', KEYS[slot], unpack(members))
   redis.call('ZREMRANGEBYRANK', KEYS[slot], 0, -finished_max - 1)
   redis.call('PEXPIRE', KEYS[slot], finished_px)
 end
