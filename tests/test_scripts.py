@@ -251,6 +251,17 @@ async def test_finish_failed_records_the_job_and_trims_the_oldest_beyond_the_cap
     assert await redis.zcard(LEASES) == 0
 
 
+async def test_finish_trims_a_failed_set_far_over_a_lowered_cap_in_one_call(redis: Redis) -> None:
+    """Lowering SCALR_QUEUE_FAILED_MAX can leave thousands over it: more than Lua's unpack takes at once."""
+    old = {f"old{i}": i for i in range(10_000)}
+    await redis.zadd(FAILED, old)
+    await redis.hset(FAILED_JOBS, mapping=dict.fromkeys(old, "r"))
+    await leased(redis, "bad", ME, NOW + LEASE)
+    assert await finish(redis, ("F", "bad", "record", "", 0), failed_max=5) == 9_996
+    assert await redis.zrange(FAILED, 0, -1) == [b"old9996", b"old9997", b"old9998", b"old9999", b"bad"]
+    assert sorted(await redis.hkeys(FAILED_JOBS)) == [b"bad", b"old9996", b"old9997", b"old9998", b"old9999"]
+
+
 async def test_finish_failed_under_the_cap_drops_nothing(redis: Redis) -> None:
     await leased(redis, "bad", ME, NOW + LEASE)
     assert await finish(redis, ("F", "bad", "record", "", 0), failed_max=1) == 0

@@ -440,10 +440,13 @@ if failed > 0 then
   local over = redis.call('ZCARD', KEYS[2]) - failed_max
   if over > 0 then
     local oldest = redis.call('ZPOPMIN', KEYS[2], over)
-    local ids = {}
-    for j = 1, #oldest, 2 do ids[#ids + 1] = oldest[j] end
-    redis.call('HDEL', KEYS[3], unpack(ids))
-    dropped = #ids
+    -- in chunks: unpack takes ~8,000 values at most, and a lowered failed_max can drop many more
+    for j = 1, #oldest, 2000 do
+      local ids = {}
+      for k = j, math.min(j + 1998, #oldest), 2 do ids[#ids + 1] = oldest[k] end
+      redis.call('HDEL', KEYS[3], unpack(ids))
+    end
+    dropped = #oldest / 2
   end
 end
 return dropped

@@ -35,6 +35,10 @@ from ..redis._keys import (
 logger = logging.getLogger("scalr_queue.worker")
 Op = tuple[str, str, bytes | str, bytes | str, int]
 FLUSH_DELAY_S = 0.001
+# ops per FINISH call at most: the script unpacks three keys per job into one DEL, and Lua's unpack
+# takes ~8,000 values; a larger batch (a worker of high concurrency whose jobs end together) is
+# split, where one call would fail whole after writing part of it
+FINISH_MAX = 500
 # how long the try history of a job that will run again outlives its next due time, beyond keep_result
 LIVE_HISTORY_S = 24 * 3600.0
 
@@ -99,8 +103,10 @@ class Finisher:
 
     async def _flush(self) -> None:
         batch, self._ops = self._ops, []
-        if not batch:
-            return
+        for start in range(0, len(batch), FINISH_MAX):
+            await self._send(batch[start : start + FINISH_MAX])
+
+    async def _send(self, batch: list[tuple[Op, bytes]]) -> None:
         args: list[Any] = [
             int(time.time() * 1000),
             self.failed_max,
