@@ -97,7 +97,8 @@ async def test_max_concurrent_holds_across_two_workers_and_parked_jobs_burn_no_t
     workers = two_workers(worker_module(module()))
     try:
         await wait_until(lambda: _workers(2), timeout=20, what="two workers")
-        jobs = [await scalr_queue.enqueue("two", n=n, hold=1.0) for n in range(8)]
+        # 2 s each, two at a time: jobs stay parked for ~6 s, while two CLI processes start below
+        jobs = [await scalr_queue.enqueue("two", n=n, hold=2.0) for n in range(8)]
         await wait_until(lambda: _parked_is_more_than(3), what="parked jobs")
 
         async def last_parked() -> bool:  # a busy machine may claim the last job a moment later
